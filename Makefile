@@ -1,0 +1,26 @@
+# Two commands for a newcomer: `make demo` (full offline pipeline run) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: on CPU-only machines install the CPU build (see README, "GPU").
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+.PHONY: install demo test lint
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/tweet-signals demo
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy tweet_signals flows tasks

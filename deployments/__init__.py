@@ -1,0 +1,1 @@
+"""Deployment helpers (serving the flows without a work pool)."""

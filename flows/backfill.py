@@ -1,0 +1,39 @@
+"""Backfill: run the daily flow for every trading session in a date range, as subflows."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed, State
+
+from flows.daily_signals import daily_signals, manifest_complete
+from tweet_signals.params import SignalsParams
+from tweet_signals.sessions import sessions_between
+
+
+@flow(name="backfill-signals", flow_run_name="backfill-{start}-{end}")
+def backfill_signals(start: date, end: date, params: SignalsParams = SignalsParams()) -> dict[str, Any] | State:
+    """Sessions already complete are skipped (unless ``params.force``); a failed date does not
+    stop the others; the final state names the dates that failed."""
+    logger = get_run_logger()
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    done, skipped, failed = [], [], {}
+    runs: dict[str, Any] = {}
+    for session in sessions_between(start, end, params.exchange):
+        if not params.force and manifest_complete(params.data_root, session):
+            skipped.append(str(session))
+            continue
+        state = daily_signals(params.model_copy(update={"run_date": session}), return_state=True)
+        if state.is_completed():
+            done.append(str(session))
+            runs[str(session)] = state.result()
+        else:
+            failed[str(session)] = state.message or state.name
+            logger.error("session %s failed: %s", session, failed[str(session)])
+    report = {"completed": done, "skipped": skipped, "failed": failed, "runs": runs}
+    if failed:
+        return Failed(message=f"backfill failed for {sorted(failed)}", data=report)
+    return report

@@ -1,0 +1,180 @@
+"""The daily signals flow: collect → dedupe → fit TF-IDF → analyze (chunks on a pool) → signals."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import wait
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+from tasks.analyze import analyze_chunk_task
+from tasks.clean import dedupe, fit_day_tfidf
+from tasks.collect import collect
+from tasks.signals import build_signals
+from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, plan_chunks
+from tweet_signals.analyzers.loader import AnalyzerConfig, check_model_available, config_digest, model_revision
+from tweet_signals.params import SignalsParams, resolve_workers
+from tweet_signals.sessions import calendar, is_session
+from tweet_signals.storage import Storage, read_json, write_json_atomic
+
+
+def run_name() -> str:
+    """Runs are named after their date (the scheduled date when none is given)."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters.get("params") or {}
+    given = params.get("run_date") if isinstance(params, dict) else getattr(params, "run_date", None)
+    exchange = params.get("exchange", "NSE") if isinstance(params, dict) else getattr(params, "exchange", "NSE")
+    return f"signals-{given or scheduled_date(exchange)}"
+
+
+def scheduled_date(exchange: str) -> date:
+    """The flow run's scheduled start as a date in the exchange's time zone (never ``now()``)."""
+    from prefect.runtime import flow_run
+
+    start = flow_run.scheduled_start_time
+    return start.astimezone(calendar(exchange).tz).date()
+
+
+def chunk_runner(workers: int) -> ThreadPoolTaskRunner | ProcessPoolTaskRunner:
+    """One worker runs in-process (no pool start-up, the model loads once here); more use a pool."""
+    if workers <= 1:
+        return ThreadPoolTaskRunner(max_workers=1)
+    return ProcessPoolTaskRunner(max_workers=workers)
+
+
+def run_chunks(descs: list[ChunkDescriptor], workers: int, retries: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """Map the chunks; wait for all of them; return the results and the failures by chunk id."""
+    logger = get_run_logger()
+    chunk_task = analyze_chunk_task.with_options(retries=retries)
+    results: list[dict[str, Any]] = []
+    failures: dict[int, str] = {}
+    if not descs:
+        return results, failures
+    with chunk_runner(workers) as runner:
+        futures = [runner.submit(chunk_task, parameters={"desc": d}) for d in descs]
+        wait(futures)
+        for desc, future in zip(descs, futures, strict=True):
+            state = future.state
+            if state.is_completed():
+                results.append(future.result().as_dict())
+            else:
+                failures[desc.chunk] = state.message or state.name
+                logger.error("chunk %d failed: %s", desc.chunk, failures[desc.chunk])
+    return results, failures
+
+
+@flow(name="daily-signals", flow_run_name=run_name)
+def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | State:
+    """Process one trading session end to end; rerunning it recomputes only what is missing."""
+    logger = get_run_logger()
+    run_date = params.run_date or scheduled_date(params.exchange)
+    if not is_session(run_date, params.exchange):
+        message = f"{run_date} is not a trading session on {params.exchange}: nothing to do"
+        logger.info(message)
+        return Completed(message=message, data={"run_date": str(run_date), "status": "skipped"})
+    # Fail before anything is written when the model cannot be loaded.
+    check_model_available(params.model)
+    storage = Storage(Path(params.data_root))
+    try:
+        return _process_session(params, run_date, storage)
+    except Exception as exc:
+        # The manifest must never say "running" for a run that died: a backfill trusts it.
+        manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
+        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        write_json_atomic(manifest, storage.manifest(run_date))
+        raise
+
+
+def _process_session(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any] | State:
+    timings: dict[str, float] = {}
+    manifest: dict[str, Any] = {
+        "run_date": str(run_date),
+        "status": "running",
+        "params": params.model_dump(mode="json"),
+        "model": {"id": params.model, "revision": model_revision(params.model)},
+    }
+    write_json_atomic(manifest, storage.manifest(run_date))
+
+    t0 = time.perf_counter()
+    collected = collect(params, run_date)
+    timings["collect"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clean = dedupe(params, run_date)
+    timings["dedupe"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tfidf = fit_day_tfidf(params, run_date, str(clean["digest"]))
+    timings["tfidf"] = time.perf_counter() - t0
+
+    workers = resolve_workers(params.workers, params.model)
+    analyzer = AnalyzerConfig(
+        model=params.model, device=params.device, threads=max(1, (os.cpu_count() or 1) // workers)
+    )
+    scoring = ScoringConfig(params.keyword_boost_weight, params.include_engagement)
+    config_key = config_digest(
+        {**analyzer.output_fields(), **asdict(scoring), "clean": clean["digest"], "tfidf": tfidf["digest"]}
+    )
+    clean_path = storage.clean(run_date)
+    n_rows = int(clean["posts_out"])  # type: ignore[call-overload]
+    descs = [
+        ChunkDescriptor(
+            run_date=str(run_date),
+            chunk=i,
+            clean_path=str(clean_path),
+            start=start,
+            stop=stop,
+            tfidf_dir=str(tfidf["dir"]),
+            tfidf_digest=str(tfidf["digest"]),
+            output_path=str(storage.analyzed_chunk(run_date, config_key, i)),
+            config_key=config_key,
+            analyzer=analyzer,
+            scoring=scoring,
+        )
+        for i, (start, stop) in enumerate(plan_chunks(n_rows, params.chunk_size))
+    ]
+    t0 = time.perf_counter()
+    results, failures = run_chunks(descs, workers, params.chunk_retries)
+    timings["analyze"] = time.perf_counter() - t0
+    computed = [r for r in results if r["status"] == "computed"]
+    analyze_summary = {
+        "config_key": config_key,
+        "workers": workers,
+        "chunks": len(descs),
+        "computed": len(computed),
+        "reused": len(results) - len(computed),
+        "failed": sorted(failures),
+        "rows": sum(int(r["rows"]) for r in results),
+        "tweets_per_s": round(sum(int(r["rows"]) for r in computed) / timings["analyze"], 1) if computed else None,
+    }
+    manifest.update(
+        collect=collected.as_dict(),
+        dedupe=clean,
+        tfidf=tfidf,
+        analyze=analyze_summary,
+        chunks=sorted(results, key=lambda r: r["chunk"])
+        + [{"chunk": c, "status": "failed", "error": e} for c, e in sorted(failures.items())],
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
+    if failures:
+        manifest["status"] = "failed"
+        write_json_atomic(manifest, storage.manifest(run_date))
+        return Failed(message=f"analyze failed for chunk(s) {sorted(failures)} of {run_date}; rerun to retry them")
+
+    t0 = time.perf_counter()
+    signals = build_signals(params, run_date, str(clean_path), [d.output_path for d in descs], config_key)
+    timings["signals"] = time.perf_counter() - t0
+    manifest.update(signals=signals, status="complete", timings={k: round(v, 3) for k, v in timings.items()})
+    write_json_atomic(manifest, storage.manifest(run_date))
+    return manifest
+
+
+def manifest_complete(data_root: str, run_date: date) -> bool:
+    manifest = read_json(Storage(Path(data_root)).manifest(run_date))
+    return bool(manifest and manifest.get("status") == "complete")

@@ -1,0 +1,90 @@
+"""collect: bring a session's posts into ``raw/`` (skipped when raw data exists, unless forced)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+from prefect.logging import get_run_logger
+
+from tweet_signals.params import SignalsParams
+from tweet_signals.schema import NormaliseStats, Quarantined, normalise_record, posts_frame, quarantine_frame
+from tweet_signals.sessions import session_window
+from tweet_signals.sources.files import ReadResult, parse_column_map, read_posts
+from tweet_signals.sources.synthetic import generate_posts
+from tweet_signals.storage import Storage, parquet_metadata, write_parquet_atomic
+
+
+class EmptyDayError(RuntimeError):
+    """Nothing usable was collected for the session."""
+
+
+@dataclass
+class CollectResult:
+    path: str
+    status: str  # collected | reused
+    records_in: int
+    posts: int
+    out_of_window: int
+    quarantined: int
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def read_source(params: SignalsParams, run_date: date) -> ReadResult:
+    if params.source == "file":
+        if not params.input:
+            raise ValueError("source=file needs an input path (--input)")
+        return read_posts(Path(params.input), parse_column_map(params.columns), "file", params.naive_tz)
+    stats = NormaliseStats()
+    rows = []
+    for record in generate_posts(run_date, params.synthetic_posts, params.symbols, params.seed, params.exchange):
+        try:
+            rows.append(normalise_record(record, "synthetic", stats))
+        except Quarantined as exc:  # pragma: no cover - the generator writes valid records
+            raise AssertionError(f"generator wrote an invalid record: {exc}") from exc
+    return ReadResult(posts_frame(rows), quarantine_frame([]), len(rows), stats.repairs)
+
+
+def split_window(posts: pl.DataFrame, run_date: date, exchange: str) -> tuple[pl.DataFrame, int]:
+    """Posts that count for session ``run_date`` (previous close, close]; and how many don't."""
+    start, end = session_window(run_date, exchange)
+    inside = posts.filter((pl.col("created_at") > start) & (pl.col("created_at") <= end))
+    return inside, posts.height - inside.height
+
+
+@task(name="collect", retries=3, retry_delay_seconds=[2, 10, 60])
+def collect(params: SignalsParams, run_date: date) -> CollectResult:
+    storage = Storage(Path(params.data_root))
+    path = storage.raw(run_date)
+    meta = parquet_metadata(path)
+    if meta is not None and not params.force:
+        return CollectResult(str(path), "reused", **meta["counts"])
+    result = read_source(params, run_date)
+    posts, out_of_window = split_window(result.posts, run_date, params.exchange)
+    counts = {
+        "records_in": result.records_in,
+        "posts": posts.height,
+        "out_of_window": out_of_window,
+        "quarantined": result.quarantine.height,
+        "repairs": result.repairs,
+    }
+    # Every record is accounted for: in the window, for another session, or quarantined.
+    assert result.records_in == posts.height + out_of_window + result.quarantine.height
+    if result.quarantine.height:
+        write_parquet_atomic(result.quarantine, storage.quarantine(run_date), {"counts": counts})
+        get_run_logger().warning(
+            "%d record(s) quarantined in %s", result.quarantine.height, storage.quarantine(run_date)
+        )
+    if posts.height == 0:
+        raise EmptyDayError(
+            f"No usable posts for session {run_date}: {result.records_in} record(s) read, "
+            f"{out_of_window} outside the session's window, {result.quarantine.height} quarantined."
+        )
+    write_parquet_atomic(posts, path, {"counts": counts, "source": params.source})
+    return CollectResult(str(path), "collected", **counts)  # type: ignore[arg-type]

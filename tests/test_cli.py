@@ -1,0 +1,79 @@
+"""The commands a newcomer types, run as subprocesses the way the README shows them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import KIRTI_COLUMNS, KIRTI_CSV
+
+CLI = [sys.executable, "-m", "tweet_signals.cli"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # no server configured: the CLI starts one
+    return env
+
+
+def test_demo_twice_second_run_computes_nothing(tmp_path: Path) -> None:
+    args = [*CLI, "demo", "--data-root", str(tmp_path / "out"), "--posts-per-session", "300", "--json"]
+    first = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads(first.stdout)
+    assert [r["run_date"] for r in report["runs"]] == [f"2026-01-0{d}" for d in range(5, 10)]
+    assert all(r["status"] == "complete" and r["model"]["id"] == "embedded" for r in report["runs"])
+    assert all(r["signals"]["rows"] == 3 for r in report["runs"])
+    second = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads(second.stdout)["skipped"] == [r["run_date"] for r in report["runs"]]
+
+
+def test_run_command_on_indian_csv_with_summary(tmp_path: Path, tiny_roberta: Path, prefect_server: str) -> None:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    args = [
+        *CLI,
+        "run",
+        "--date",
+        "2026-01-07",
+        "--input",
+        str(KIRTI_CSV),
+        "--columns",
+        KIRTI_COLUMNS,
+        "--hashtags",
+        "nifty sensex",
+        "--model",
+        str(tiny_roberta),
+        "--workers",
+        "2",
+        "--chunk-size",
+        "100",
+        "--data-root",
+        str(tmp_path),
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "run summary" in done.stderr and "NIFTY" in done.stderr
+    bad = subprocess.run(
+        [
+            *CLI,
+            "run",
+            "--date",
+            "2026-01-07",
+            "--input",
+            str(KIRTI_CSV),
+            "--model",
+            "nope/missing",
+            "--data-root",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert bad.returncode == 2
+    assert "--model embedded" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,166 @@
+"""The daily flow end to end under one Prefect test server, with real process pools."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from conftest import KIRTI_COLUMNS, KIRTI_CSV, X_SAMPLES
+
+from flows.daily_signals import daily_signals
+from tweet_signals.params import SignalsParams
+from tweet_signals.storage import Storage, read_json
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def _run(**fields: Any) -> tuple[Any, dict[str, Any] | None]:
+    params = SignalsParams(**fields)
+    state = daily_signals(params, return_state=True)
+    manifest = read_json(Storage(Path(params.data_root)).manifest(params.run_date))  # type: ignore[arg-type]
+    return state, manifest
+
+
+def _analyzed(root: Path, day: date, key: str) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(p) for p in sorted(Storage(root).analyzed_dir(day, key).glob("chunk-*.parquet"))])
+
+
+def test_indian_csv_with_two_workers_then_rerun_computes_nothing(tmp_path: Path, tiny_roberta: Path) -> None:
+    day = date(2026, 1, 7)
+    fields = dict(
+        run_date=day,
+        source="file",
+        input=str(KIRTI_CSV),
+        columns=KIRTI_COLUMNS,
+        model=str(tiny_roberta),
+        workers=2,
+        chunk_size=50,
+        data_root=str(tmp_path),
+    )
+    state, m = _run(**fields)
+    assert state.is_completed(), state.message
+    assert m is not None and m["status"] == "complete"
+    storage = Storage(tmp_path)
+    raw = pl.read_parquet(storage.raw(day))
+    clean = pl.read_parquet(storage.clean(day))
+    analyzed = _analyzed(tmp_path, day, m["analyze"]["config_key"])
+    signals = pl.read_parquet(storage.signals(day))
+    # Every record read is in the window, for another session, or quarantined.
+    c = m["collect"]
+    assert c["records_in"] == 382 == c["posts"] + c["out_of_window"] + c["quarantined"]
+    assert raw.height == c["posts"] > 0
+    assert clean.height == m["dedupe"]["posts_out"] < raw.height  # copy-paste spam collapsed
+    assert analyzed["id"].to_list() == clean["id"].to_list()
+    assert signals.height == 3 and signals["symbol"].to_list() == ["NIFTY", "SENSEX", "BANKNIFTY"]
+    assert signals["n_posts"].sum() >= clean.height * 0.5
+    assert (storage.tfidf_dir(day) / "vocabulary.parquet").exists()
+
+    # The model loads once per worker process, however many chunks that process gets.
+    chunks = m["chunks"]
+    assert m["analyze"]["chunks"] == len(chunks) >= 4
+    by_pid: dict[int, list[int]] = {}
+    for chunk in chunks:
+        by_pid.setdefault(chunk["pid"], []).append(chunk["model_loads_in_process"])
+    assert len(by_pid) == 2
+    assert all(loads == [1] * len(loads) for loads in by_pid.values())
+    assert max(len(v) for v in by_pid.values()) >= 2
+
+    state, again = _run(**fields)
+    assert state.is_completed()
+    assert again is not None
+    assert again["analyze"]["computed"] == 0 and again["analyze"]["reused"] == len(chunks)
+    assert again["collect"]["status"] == "reused"
+    assert again["dedupe"]["status"] == again["tfidf"]["status"] == again["signals"]["status"] == "reused"
+
+
+def test_one_and_two_workers_give_identical_tables(tmp_path: Path, tiny_roberta: Path) -> None:
+    day = date(2026, 1, 8)
+    tables = []
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        state, m = _run(
+            run_date=day,
+            source="synthetic",
+            synthetic_posts=600,
+            model=str(tiny_roberta),
+            workers=workers,
+            chunk_size=100,
+            data_root=str(root),
+        )
+        assert state.is_completed(), state.message
+        tables.append(_analyzed(root, day, m["analyze"]["config_key"]))  # type: ignore[index]
+    assert tables[0].height > 300
+    assert tables[0].equals(tables[1])
+
+
+def test_x_api_pages_run(tmp_path: Path, tiny_roberta: Path) -> None:
+    state, m = _run(
+        run_date=date(2021, 9, 22),
+        exchange="NYSE",
+        source="file",
+        input=str(X_SAMPLES / "brexit.jsonl"),
+        symbols=["BREXIT"],
+        model=str(tiny_roberta),
+        workers=1,
+        chunk_size=50,
+        data_root=str(tmp_path),
+    )
+    assert state.is_completed(), state.message
+    assert m is not None
+    assert m["collect"]["posts"] == 100
+    assert m["dedupe"]["retweets"] > 0
+    signals = pl.read_parquet(Storage(tmp_path).signals(date(2021, 9, 22)))
+    assert signals["n_posts"][0] > 0
+
+
+def test_unavailable_model_fails_before_writing_anything(tmp_path: Path) -> None:
+    state, m = _run(
+        run_date=date(2026, 1, 7),
+        source="synthetic",
+        synthetic_posts=100,
+        model="cardiffnlp/twitter-roberta-base-sentiment-latest",
+        data_root=str(tmp_path),
+    )
+    assert state.is_failed()
+    assert "--model embedded" in str(state.result(raise_on_failure=False))
+    assert m is None and not any(tmp_path.iterdir())
+
+
+def test_failed_chunk_fails_the_run_and_rerun_recomputes_only_it(tmp_path: Path, tiny_roberta: Path) -> None:
+    day = date(2026, 1, 9)
+    fields = dict(
+        run_date=day,
+        source="synthetic",
+        synthetic_posts=500,
+        model=str(tiny_roberta),
+        workers=1,
+        chunk_size=100,
+        chunk_retries=0,
+        data_root=str(tmp_path),
+    )
+    state, m = _run(**fields)
+    assert state.is_completed() and m is not None
+    n_chunks = m["analyze"]["chunks"]
+    # A real fault: chunk 2's output path is taken by a directory, so its write fails.
+    blocked = Storage(tmp_path).analyzed_chunk(day, m["analyze"]["config_key"], 2)
+    blocked.unlink()
+    blocked.mkdir()
+    state, m = _run(**fields)
+    assert state.is_failed() and "[2]" in (state.message or "")
+    assert m is not None and m["status"] == "failed" and m["analyze"]["failed"] == [2]
+    assert m["analyze"]["reused"] == n_chunks - 1
+    shutil.rmtree(blocked)
+    state, m = _run(**fields)
+    assert state.is_completed() and m is not None
+    assert m["analyze"]["computed"] == 1 and m["analyze"]["reused"] == n_chunks - 1
+    assert m["chunks"][2]["status"] == "computed"
+
+
+def test_non_session_date_is_skipped(tmp_path: Path) -> None:
+    state, m = _run(run_date=date(2026, 1, 26), source="synthetic", model="embedded", data_root=str(tmp_path))
+    assert state.is_completed() and "not a trading session" in (state.message or "")
+    assert m is None

@@ -1,0 +1,66 @@
+"""Metrics, label maps and the evaluate-model command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+from typer.testing import CliRunner
+
+from tweet_signals.cli import app
+from tweet_signals.model_eval import compute_metrics, map_labels, parse_label_map
+
+
+def test_metrics_match_scikit_learn() -> None:
+    true = [0, 0, 1, 1, 1, 2, 2, 2, 2, 0]
+    pred = [0, 1, 1, 1, 2, 2, 2, 0, 2, 0]
+    m = compute_metrics(true, pred)
+    assert m.accuracy == pytest.approx(accuracy_score(true, pred))
+    assert m.macro_recall == pytest.approx(recall_score(true, pred, average="macro"))
+    assert m.macro_f1 == pytest.approx(f1_score(true, pred, average="macro"))
+    assert m.confusion == [[2, 1, 0], [0, 2, 1], [1, 0, 3]]
+
+
+def test_label_maps_and_synonyms() -> None:
+    mapping = parse_label_map("0=bearish,1=bullish,2=neutral")
+    assert map_labels(["0", "1", "2", " 2"], mapping) == [0, 2, 1, 1]
+    assert map_labels(["positive", "Negative"], parse_label_map(None)) == [2, 0]
+    with pytest.raises(ValueError):
+        parse_label_map("0=happy")
+
+
+def test_evaluate_model_cli_json_on_tweeteval_lines(tmp_path: Path) -> None:
+    src = SHARED_DATA / "tweeteval-sentiment-val"
+    texts = (src / "val_text.txt").read_text().split("\n")[:60]
+    labels = (src / "val_labels.txt").read_text().split("\n")[:60]
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "l.txt").write_text("\n".join(labels) + "\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate-model",
+            "--texts",
+            str(tmp_path / "t.txt"),
+            "--labels",
+            str(tmp_path / "l.txt"),
+            "--label-map",
+            "0=negative,1=neutral,2=positive",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) >= {"n", "accuracy", "macro_recall", "macro_f1", "confusion"}
+    assert out["n"] == 60 and sum(map(sum, out["confusion"])) == 60
+
+
+def test_evaluate_model_cli_csv_table() -> None:
+    csv = SHARED_DATA / "taborda-stock-market-tweets-labelled" / "tweets_labelled_09042020_16072020.csv"
+    result = CliRunner().invoke(
+        app, ["evaluate-model", "--csv", str(csv), "--text-column", "text", "--label-column", "sentiment"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "macro recall" in result.stdout and "confusion" in result.stdout

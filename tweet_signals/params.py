@@ -1,0 +1,69 @@
+"""The one parameters model of the signals flow (the Prefect UI renders it as a validated form)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from tweet_signals.analyzers.loader import DEFAULT_MODEL
+from tweet_signals.symbols import DEFAULT_SYMBOLS
+
+
+class SignalsParams(BaseModel):
+    """What one daily run does. Every field has a default; the run date defaults to the
+    flow run's scheduled start (in the exchange's time zone)."""
+
+    run_date: date | None = Field(
+        None, description="Trading session to process (YYYY-MM-DD); default: the scheduled date"
+    )
+    source: Literal["file", "synthetic"] = Field("synthetic", description="Where posts come from")
+    input: str | None = Field(None, description="File or directory of posts (source=file)")
+    columns: str | None = Field(
+        None, description="Column mapping for other flat files, e.g. text=content,created_at=timestamp"
+    )
+    naive_tz: str | None = Field(
+        None, description="Time zone for timestamps without one (e.g. UTC); unset: such records are quarantined"
+    )
+    symbols: list[str] = Field(list(DEFAULT_SYMBOLS), description="Symbols to build signals for")
+    aliases_file: str | None = Field(None, description="JSON file of extra aliases per symbol")
+    exchange: str = Field("NSE", description="Exchange calendar for sessions (NSE, BSE, NYSE or an ISO MIC)")
+    model: str = Field(DEFAULT_MODEL, description="Hugging Face hub id, local model directory, or 'embedded'")
+    device: str = Field("auto", description="auto, cpu, cuda or mps")
+    workers: int | Literal["auto"] = Field("auto", description="Analyzer worker processes (auto: cores - 1)")
+    chunk_size: int = Field(2000, ge=50, description="Posts per analyze task")
+    chunk_retries: int = Field(1, ge=0, le=5, description="Retries of a failed analyze chunk")
+    keyword_boost_weight: float = Field(0.2, ge=0.0, le=1.0, description="Weight of the finance-lexicon boost")
+    include_engagement: bool = Field(True, description="Weight posts by log-scaled engagement")
+    data_root: str = Field("data", description="Root folder of all outputs")
+    force: bool = Field(False, description="Recompute every stage even when outputs exist")
+    synthetic_posts: int = Field(2500, ge=1, description="Posts per session for source=synthetic")
+    seed: int = Field(2026, description="Seed of the synthetic generator")
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        out = []
+        for s in value:
+            sym = s.strip().lstrip("#$").upper()
+            if sym and sym not in out:
+                out.append(sym)
+        if not out:
+            raise ValueError("at least one symbol is needed")
+        return out
+
+
+def auto_workers(model: str) -> int:
+    """cores − 1 (at least 1), bounded by the memory a worker needs for the model."""
+    import psutil
+
+    cores = os.cpu_count() or 1
+    per_worker = 0.6e9 if model == "embedded" else 1.6e9
+    by_memory = int(psutil.virtual_memory().available * 0.7 // per_worker)
+    return max(1, min(cores - 1, by_memory))
+
+
+def resolve_workers(workers: int | Literal["auto"], model: str) -> int:
+    return auto_workers(model) if workers == "auto" else max(1, int(workers))

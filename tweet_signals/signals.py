@@ -1,0 +1,98 @@
+"""Per-symbol, per-session market signals from analyzed posts.
+
+For each symbol of the run and each session (a symbol without posts still gets its row):
+post counts by label, the mean and engagement-weighted score, Antweiler & Frank's (2004)
+bullishness ``ln((1 + N_bull) / (1 + N_bear))`` and agreement ``1 − sqrt(1 − ((N_bull − N_bear) /
+(N_bull + N_bear))²)`` (1: everyone agrees, 0: an even split; null without bullish or bearish
+posts), and a signal label from thresholds written into every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+SIGNALS_SCHEMA: dict[str, pl.DataType] = {
+    "session": pl.Date(),
+    "symbol": pl.String(),
+    "n_posts": pl.Int64(),
+    "n_bullish": pl.Int64(),
+    "n_bearish": pl.Int64(),
+    "n_neutral": pl.Int64(),
+    "mean_score": pl.Float64(),
+    "weighted_score": pl.Float64(),
+    "bullishness": pl.Float64(),
+    "agreement": pl.Float64(),
+    "mean_relevance": pl.Float64(),
+    "signal": pl.String(),
+    "threshold_bullish": pl.Float64(),
+    "threshold_bearish": pl.Float64(),
+    "min_posts": pl.Int64(),
+    "model_id": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class SignalThresholds:
+    """``signal`` is bullish when bullishness ≥ ``bullish`` and the weighted score agrees in
+    sign, bearish symmetrically, neutral otherwise, and ``insufficient`` under ``min_posts``."""
+
+    bullish: float = 0.4
+    bearish: float = -0.4
+    min_posts: int = 5
+
+
+def compute_signals(
+    posts: pl.DataFrame,
+    session: date,
+    symbols: Sequence[str],
+    thresholds: SignalThresholds = SignalThresholds(),
+) -> pl.DataFrame:
+    """``posts``: analyzed rows with a ``symbols`` list column (one session's posts)."""
+    model_id = posts["model_id"][0] if posts.height else None
+    exploded = posts.select("symbols", "label", "score", "engagement_weight", "tfidf_relevance").explode("symbols")
+    agg = (
+        exploded.filter(pl.col("symbols").is_in(list(symbols)))
+        .group_by(pl.col("symbols").alias("symbol"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_posts"),
+            (pl.col("label") == "positive").sum().cast(pl.Int64).alias("n_bullish"),
+            (pl.col("label") == "negative").sum().cast(pl.Int64).alias("n_bearish"),
+            (pl.col("label") == "neutral").sum().cast(pl.Int64).alias("n_neutral"),
+            pl.col("score").mean().alias("mean_score"),
+            ((pl.col("score") * pl.col("engagement_weight")).sum() / pl.col("engagement_weight").sum()).alias(
+                "weighted_score"
+            ),
+            pl.col("tfidf_relevance").mean().alias("mean_relevance"),
+        )
+    )
+    frame = (
+        pl.DataFrame({"symbol": list(symbols)})
+        .join(agg, on="symbol", how="left")
+        .with_columns(pl.col("n_posts", "n_bullish", "n_bearish", "n_neutral").fill_null(0))
+    )
+    bull, bear = pl.col("n_bullish").cast(pl.Float64), pl.col("n_bearish").cast(pl.Float64)
+    polar = bull + bear
+    frame = frame.with_columns(
+        ((1 + bull) / (1 + bear)).log().alias("bullishness"),
+        pl.when(polar > 0).then(1 - (1 - ((bull - bear) / polar) ** 2).sqrt()).otherwise(None).alias("agreement"),
+    )
+    frame = frame.with_columns(
+        pl.when(pl.col("n_posts") < thresholds.min_posts)
+        .then(pl.lit("insufficient"))
+        .when((pl.col("bullishness") >= thresholds.bullish) & (pl.col("weighted_score") > 0))
+        .then(pl.lit("bullish"))
+        .when((pl.col("bullishness") <= thresholds.bearish) & (pl.col("weighted_score") < 0))
+        .then(pl.lit("bearish"))
+        .otherwise(pl.lit("neutral"))
+        .alias("signal"),
+        pl.lit(session).alias("session"),
+        pl.lit(thresholds.bullish).alias("threshold_bullish"),
+        pl.lit(thresholds.bearish).alias("threshold_bearish"),
+        pl.lit(thresholds.min_posts).cast(pl.Int64).alias("min_posts"),
+        pl.lit(model_id, dtype=pl.String).alias("model_id"),
+    )
+    return frame.select(list(SIGNALS_SCHEMA)).cast(SIGNALS_SCHEMA)  # type: ignore[arg-type]

@@ -1,0 +1,215 @@
+"""Read posts from files: canonical JSONL/CSV/Parquet, X API v2 response pages, mapped flat files.
+
+Every reader yields ``(origin, record)`` pairs keyed by canonical names; ``read_posts`` runs
+them through ``normalise_record`` and splits the result into clean rows and quarantine.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tweet_signals.schema import (
+    NormaliseStats,
+    Quarantined,
+    normalise_record,
+    posts_frame,
+    quarantine_frame,
+    quarantine_row,
+)
+
+RawRecord = tuple[str, dict[str, Any]]
+
+
+def parse_column_map(spec: str | None) -> dict[str, str]:
+    """``"text=content,created_at=timestamp"`` → {canonical name: column in the file}."""
+    if not spec:
+        return {}
+    mapping = {}
+    for part in spec.split(","):
+        canonical, sep, column = part.partition("=")
+        if not sep or not canonical.strip() or not column.strip():
+            raise ValueError(f"bad --columns entry {part!r}: write canonical=column_in_file")
+        mapping[canonical.strip()] = column.strip()
+    return mapping
+
+
+def apply_column_map(record: Mapping[str, Any], columns: Mapping[str, str]) -> dict[str, Any]:
+    """Rename mapped columns to canonical names; unmapped columns keep their names."""
+    if not columns:
+        return dict(record)
+    out = dict(record)
+    for canonical, column in columns.items():
+        if column in record:
+            out[canonical] = record[column]
+    return out
+
+
+def x_page_records(page: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Canonical records from one X API v2 search response page (``data`` + ``includes.users``)."""
+    users = {u.get("id"): u for u in (page.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
+    for tweet in page.get("data") or []:
+        if not isinstance(tweet, dict):
+            yield {"_invalid": tweet}
+            continue
+        metrics = tweet.get("public_metrics") or {}
+        author = users.get(tweet.get("author_id")) or {}
+        retweet_of = None
+        for ref in tweet.get("referenced_tweets") or []:
+            if isinstance(ref, dict) and ref.get("type") == "retweeted":
+                retweet_of = ref.get("id")
+        yield {
+            "id": tweet.get("id"),
+            "created_at": tweet.get("created_at"),
+            "text": tweet.get("text"),
+            "author_id": tweet.get("author_id"),
+            "author_username": author.get("username"),
+            "author_followers": (author.get("public_metrics") or {}).get("followers_count"),
+            "like_count": metrics.get("like_count"),
+            "retweet_count": metrics.get("retweet_count"),
+            "reply_count": metrics.get("reply_count"),
+            "quote_count": metrics.get("quote_count"),
+            "lang": tweet.get("lang"),
+            "retweet_of": retweet_of,
+        }
+
+
+def is_x_page(obj: Any) -> bool:
+    return isinstance(obj, dict) and ("data" in obj or "meta" in obj) and "text" not in obj
+
+
+@dataclass
+class ReadResult:
+    posts: pl.DataFrame
+    quarantine: pl.DataFrame
+    records_in: int
+    repairs: dict[str, int] = field(default_factory=dict)
+
+
+class _Collector:
+    """Accumulates normalised rows and quarantined records with their reasons."""
+
+    def __init__(self, source: str, naive_tz: str | None) -> None:
+        self.source = source
+        self.naive_tz = naive_tz
+        self.rows: list[dict[str, Any]] = []
+        self.bad: list[dict[str, str]] = []
+        self.stats = NormaliseStats()
+        self.records_in = 0
+
+    def add(self, origin: str, record: Any, columns: Mapping[str, str]) -> None:
+        self.records_in += 1
+        if not isinstance(record, dict) or "_invalid" in record:
+            self.bad.append(quarantine_row("not_an_object", "record is not a JSON object", origin, record))
+            return
+        try:
+            self.rows.append(
+                normalise_record(apply_column_map(record, columns), self.source, self.stats, self.naive_tz)
+            )
+        except Quarantined as q:
+            self.bad.append(quarantine_row(q.reason, q.detail, origin, record))
+
+    def reject(self, origin: str, reason: str, detail: str, raw: Any) -> None:
+        self.records_in += 1
+        self.bad.append(quarantine_row(reason, detail, origin, raw))
+
+    def result(self) -> ReadResult:
+        return ReadResult(posts_frame(self.rows), quarantine_frame(self.bad), self.records_in, self.stats.repairs)
+
+
+def _decode(data: bytes, collector: _Collector, origin: str) -> str:
+    """UTF-8 (with BOM), else Latin-1 as Kaggle-style exports are (rule R5: decoded, counted)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        collector.stats.add("R5_decoded_as_latin1")
+        return data.decode("latin-1")
+
+
+def _read_jsonl(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            origin = f"{path.name}:{number}"
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                collector.stats.add("R1_invalid_utf8_replaced")
+                line = raw.decode("utf-8", errors="replace")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                collector.reject(origin, "malformed_json", str(exc)[:200], line)
+                continue
+            if is_x_page(obj):
+                for i, record in enumerate(x_page_records(obj)):
+                    collector.add(f"{origin}#{i}", record, {})
+            else:
+                collector.add(origin, obj, columns)
+
+
+def _read_csv(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
+    text = _decode(path.read_bytes(), collector, path.name)
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    for row in reader:
+        origin = f"{path.name}:{reader.line_num}"
+        if not row:
+            continue
+        if len(row) != len(header):
+            collector.reject(
+                origin, "malformed_csv_row", f"{len(row)} fields, header has {len(header)}", delimiter.join(row)
+            )
+            continue
+        collector.add(origin, dict(zip(header, row, strict=True)), columns)
+
+
+def _read_parquet(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
+    frame = pl.read_parquet(path)
+    for number, record in enumerate(frame.iter_rows(named=True)):
+        collector.add(f"{path.name}:{number}", record, columns)
+
+
+def input_files(path: Path) -> list[Path]:
+    """A file, or every supported file in a directory (sorted, so runs are deterministic)."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in READERS)
+    if not path.exists():
+        raise FileNotFoundError(f"input {path} does not exist")
+    return [path]
+
+
+READERS = {
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".json": _read_jsonl,
+    ".csv": _read_csv,
+    ".tsv": _read_csv,
+    ".parquet": _read_parquet,
+}
+
+
+def read_posts(
+    path: Path, columns: Mapping[str, str] | None = None, source: str = "file", naive_tz: str | None = None
+) -> ReadResult:
+    """All posts in ``path`` (file or directory), split into canonical rows and quarantine."""
+    collector = _Collector(source, naive_tz)
+    for file in input_files(path):
+        reader = READERS.get(file.suffix.lower())
+        if reader is None:
+            raise ValueError(f"unsupported input {file.name}: use .jsonl, .csv or .parquet")
+        reader(file, collector, columns or {})
+    return collector.result()

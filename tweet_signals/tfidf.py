@@ -1,0 +1,106 @@
+"""TF-IDF fitted once per run on the day's clean corpus, persisted as data, applied read-only.
+
+The fitted state is just the vocabulary and its idf weights (Parquet) plus the parameters
+(JSON): no pickle crosses a process boundary or lands on disk. ``transform`` rebuilds exactly
+what scikit-learn's ``TfidfVectorizer`` computes (sublinear tf × idf, l2-normalised rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+from tweet_signals.lexicon import MARKET_TERMS
+from tweet_signals.storage import write_json_atomic, write_parquet_atomic
+
+TOKEN_PATTERN = r"(?u)[#$]?\b\w\w+\b"
+# A cap keeps the fitted state small and the fit bounded on very large days; the rarest terms
+# dropped by it carry almost no weight in relevance or top terms.
+MAX_FEATURES = 50_000
+
+
+@dataclass(frozen=True)
+class TfidfModel:
+    vocabulary: list[str]
+    idf: np.ndarray
+    market_columns: np.ndarray  # vocabulary indices of market terms
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        counts = CountVectorizer(
+            vocabulary={t: i for i, t in enumerate(self.vocabulary)}, token_pattern=TOKEN_PATTERN, lowercase=True
+        ).transform(texts)
+        tf = counts.astype(np.float64)
+        tf.data = 1.0 + np.log(tf.data)
+        weighted = tf.multiply(self.idf).tocsr()
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
+        norms[norms == 0] = 1.0
+        return sparse.diags(1.0 / norms) @ weighted
+
+    def market_relevance(self, texts: Sequence[str]) -> np.ndarray:
+        """Share of each text's (l2-normalised) TF-IDF vector on market terms: 0…1."""
+        matrix = self.transform(texts)
+        if len(self.market_columns) == 0:
+            return np.zeros(len(texts))
+        market = matrix[:, self.market_columns]
+        return np.sqrt(np.asarray(market.multiply(market).sum(axis=1))).ravel()
+
+
+def _market_columns(vocabulary: Sequence[str], extra_terms: Iterable[str]) -> np.ndarray:
+    terms = set(MARKET_TERMS) | {t.lower() for t in extra_terms}
+    return np.array([i for i, t in enumerate(vocabulary) if t.lstrip("#$") in terms], dtype=np.int64)
+
+
+def fit_tfidf(texts: Sequence[str], symbols: Iterable[str] = ()) -> tuple[TfidfModel, pl.DataFrame]:
+    """Fit on the whole corpus; return the model and the day's top terms (by mean weight)."""
+    min_df = 2 if len(texts) >= 1000 else 1
+    vectorizer = TfidfVectorizer(
+        token_pattern=TOKEN_PATTERN, sublinear_tf=True, max_features=MAX_FEATURES, min_df=min_df, dtype=np.float64
+    )
+    try:
+        matrix = vectorizer.fit_transform(texts)
+    except ValueError:  # an empty vocabulary (no texts, or only one-letter tokens)
+        empty = TfidfModel([], np.zeros(0), np.zeros(0, dtype=np.int64))
+        return empty, pl.DataFrame(schema={"term": pl.String, "mean_weight": pl.Float64, "doc_freq": pl.Int64})
+    vocabulary = vectorizer.get_feature_names_out().tolist()
+    model = TfidfModel(vocabulary, vectorizer.idf_.astype(np.float64), _market_columns(vocabulary, symbols))
+    mean = np.asarray(matrix.mean(axis=0)).ravel()
+    doc_freq = np.asarray((matrix > 0).sum(axis=0)).ravel()
+    top = np.argsort(-mean, kind="stable")[:50]
+    top_terms = pl.DataFrame(
+        {"term": [vocabulary[i] for i in top], "mean_weight": mean[top], "doc_freq": doc_freq[top].astype(np.int64)}
+    )
+    return model, top_terms
+
+
+def save_tfidf(model: TfidfModel, top_terms: pl.DataFrame, directory: Path, metadata: dict[str, object]) -> None:
+    write_parquet_atomic(
+        pl.DataFrame({"term": model.vocabulary, "idf": model.idf}), directory / "vocabulary.parquet", metadata
+    )
+    write_parquet_atomic(top_terms, directory / "top_terms.parquet", metadata)
+    params = {
+        "token_pattern": TOKEN_PATTERN,
+        "sublinear_tf": True,
+        "max_features": MAX_FEATURES,
+        "market_columns": model.market_columns.tolist(),
+        **metadata,
+    }
+    write_json_atomic(params, directory / "params.json")
+
+
+@lru_cache(maxsize=4)
+def load_tfidf(directory: str, digest: str = "") -> TfidfModel:
+    """Read-only fitted state, cached per process and per fit (``digest`` of the vocabulary file)."""
+    path = Path(directory)
+    vocab = pl.read_parquet(path / "vocabulary.parquet")
+    params = json.loads((path / "params.json").read_text(encoding="utf-8"))
+    return TfidfModel(
+        vocab["term"].to_list(), vocab["idf"].to_numpy(), np.asarray(params["market_columns"], dtype=np.int64)
+    )

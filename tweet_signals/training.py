@@ -1,0 +1,230 @@
+"""Fine-tuning of the embedded model: labelled data, a seeded held-out split, a LoRA training loop.
+
+Pure functions; the Prefect flow (``flows/train_model.py``) adds orchestration and the model card.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tweet_signals.analyzers.base import LABELS, BatchedTextClassifier, preprocess_text
+from tweet_signals.analyzers.embedded import (
+    BASE_NAME,
+    BASE_SHA256,
+    MeanPoolClassifier,
+    add_lora,
+    build_base,
+    save_adapter,
+)
+from tweet_signals.model_eval import Metrics, compute_metrics, read_labelled_csv, read_lines
+
+log = logging.getLogger(__name__)
+
+# Each source's raw label → index in LABELS (negative, neutral, positive). The two sets
+# order their classes differently, so this is spelled out rather than assumed.
+TFNS_LABELS = {"0": 0, "1": 2, "2": 1}  # 0 Bearish, 1 Bullish, 2 Neutral
+TWEETEVAL_LABELS = {"0": 0, "1": 1, "2": 2}  # 0 negative, 1 neutral, 2 positive
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    name: str
+    texts: list[str]
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 13
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 4e-4
+    rank: int = 16
+    alpha: float = 32.0
+    lora_dropout: float = 0.1
+    max_length: int = 64
+    holdout_fraction: float = 0.2
+    general_oversample: int = 3  # TweetEval is 2k rows against 9.5k finance rows
+    limit: int | None = None  # cap on training rows per set (smoke tests)
+
+
+def default_shared_data() -> Path:
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def load_labelled_sets(shared_data: Path) -> list[LabelledSet]:
+    """The two labelled sets, read in place from ``shared/data`` and mapped onto ``LABELS``."""
+    tfns_texts, tfns_raw = read_labelled_csv(
+        shared_data / "twitter-financial-news-sentiment-train" / "sent_train.csv", "text", "label"
+    )
+    te_dir = shared_data / "tweeteval-sentiment-val"
+    te_texts = read_lines(te_dir / "val_text.txt")
+    te_raw = read_lines(te_dir / "val_labels.txt")
+    if len(te_texts) != len(te_raw):
+        raise ValueError(f"{te_dir}: {len(te_texts)} texts but {len(te_raw)} labels")
+    return [
+        LabelledSet("finance", tfns_texts, [TFNS_LABELS[v.strip()] for v in tfns_raw]),
+        LabelledSet("general", te_texts, [TWEETEVAL_LABELS[v.strip()] for v in te_raw]),
+    ]
+
+
+def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, held out), the same fraction of every class held out, reproducibly."""
+    rng = random.Random(seed)
+    train, held = [], []
+    for cls in sorted(set(labels)):
+        idx = [i for i, y in enumerate(labels) if y == cls]
+        rng.shuffle(idx)
+        k = round(len(idx) * fraction)
+        held += idx[:k]
+        train += idx[k:]
+    return sorted(train), sorted(held)
+
+
+def _batches(ids: list[list[int]], labels: list[int], batch_size: int, rng: random.Random):
+    """Shuffled batches of similar length (sorted within random pools of 50 batches)."""
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: len(ids[i]))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    for batch in batches:
+        width = max(len(ids[i]) for i in batch)
+        input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        yield input_ids, mask, torch.tensor([labels[i] for i in batch])
+
+
+def classifier_for(model: MeanPoolClassifier, tokenizer: object, max_length: int) -> BatchedTextClassifier:
+    """Wrap a (training-time) model in the same batching engine the pipeline uses."""
+
+    def logits_fn(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(input_ids), torch.from_numpy(mask)).float().numpy()
+
+    return BatchedTextClassifier(
+        model_id="embedded:training",
+        tokenizer=tokenizer,
+        logits_fn=logits_fn,
+        permutation=[0, 1, 2],
+        max_length=max_length,
+        pad_token_id=0,
+    )
+
+
+def evaluate_sets(clf: BatchedTextClassifier, sets: list[LabelledSet]) -> dict[str, Metrics]:
+    out = {}
+    for s in sets:
+        pred = clf.predict_proba(s.texts).argmax(axis=1)
+        out[s.name] = compute_metrics(s.labels, pred.tolist())
+    return out
+
+
+def selection_score(metrics: dict[str, Metrics]) -> float:
+    """Model selection: the mean of the two target metrics on the held-out split."""
+    return (metrics["general"].macro_recall + metrics["finance"].accuracy) / 2
+
+
+def train_embedded(
+    shared_data: Path,
+    output: Path,
+    config: TrainConfig = TrainConfig(),
+    progress: Callable[[str], None] = log.info,
+) -> dict[str, object]:
+    """Train, keep the epoch with the best held-out score, save it; return the report."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    sets = load_labelled_sets(shared_data)
+    tokenizer, model = build_base(verify=True)
+    add_lora(model, config.rank, config.alpha, config.lora_dropout)
+    for name, param in model.named_parameters():
+        param.requires_grad = "lora_" in name or "LayerNorm" in name or name.startswith("classifier.")
+
+    train_ids: list[list[int]] = []
+    train_labels: list[int] = []
+    held_sets = []
+    for s in sets:
+        tr, ho = stratified_split(s.labels, config.holdout_fraction, config.seed)
+        if config.limit:
+            tr, ho = tr[: config.limit], ho[: max(30, config.limit // 4)]
+        texts = [preprocess_text(s.texts[i]) for i in tr]
+        ids = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
+        repeat = config.general_oversample if s.name == "general" else 1
+        for _ in range(repeat):
+            train_ids += ids
+            train_labels += [s.labels[i] for i in tr]
+        held_sets.append(LabelledSet(s.name, [s.texts[i] for i in ho], [s.labels[i] for i in ho]))
+
+    counts = np.bincount(train_labels, minlength=len(LABELS))
+    # Inverse-frequency class weights: the finance set is two-thirds neutral.
+    class_weights = torch.tensor(len(train_labels) / (len(LABELS) * counts), dtype=torch.float32)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
+    steps_per_epoch = -(-len(train_ids) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = max(1, total // 20)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
+    clf = classifier_for(model, tokenizer, config.max_length)
+
+    best: tuple[float, int, dict[str, Metrics]] | None = None
+    history = []
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        running = 0.0
+        for step, (input_ids, mask, y) in enumerate(_batches(train_ids, train_labels, config.batch_size, rng), 1):
+            loss = loss_fn(model(input_ids, mask), y)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            if step % 50 == 0:
+                progress(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f}")
+        model.eval()
+        metrics = evaluate_sets(clf, held_sets)
+        score = selection_score(metrics)
+        history.append({"epoch": epoch, "score": score, **{k: m.as_dict() for k, m in metrics.items()}})
+        progress(
+            f"epoch {epoch}: held-out general macro recall {metrics['general'].macro_recall:.3f}, "
+            f"finance accuracy {metrics['finance'].accuracy:.3f}"
+        )
+        if best is None or score > best[0]:
+            best = (score, epoch, metrics)
+            report = {
+                "base": BASE_NAME,
+                "base_sha256": BASE_SHA256,
+                "rank": config.rank,
+                "alpha": config.alpha,
+                "labels": list(LABELS),
+                "max_length": config.max_length,
+                "epoch": epoch,
+                "config": asdict(config),
+                "held_out": {k: m.as_dict() for k, m in metrics.items()},
+            }
+            save_adapter(model, output, report)
+    assert best is not None
+    return {
+        **report,
+        "history": history,
+        "train_rows": len(train_ids),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
