@@ -1,0 +1,1 @@
+"""Post sources: files, X API pages, synthetic."""
