@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict
@@ -10,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.futures import wait
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
@@ -21,8 +28,11 @@ from tasks.signals import build_signals
 from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, plan_chunks
 from tweet_signals.analyzers.loader import AnalyzerConfig, check_model_available, config_digest, model_revision
 from tweet_signals.params import SignalsParams, resolve_workers
+from tweet_signals.report import summary_markdown, write_chart
 from tweet_signals.sessions import calendar, is_session
 from tweet_signals.storage import Storage, read_json, write_json_atomic
+
+PROGRESS = logging.getLogger("tweet_signals.progress")
 
 
 def run_name() -> str:
@@ -51,24 +61,37 @@ def chunk_runner(workers: int) -> ThreadPoolTaskRunner | ProcessPoolTaskRunner:
 
 
 def run_chunks(descs: list[ChunkDescriptor], workers: int, retries: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
-    """Map the chunks; wait for all of them; return the results and the failures by chunk id."""
+    """Map the chunks; wait for all of them; return the results and the failures by chunk id.
+
+    Progress (chunks done / total, tweets/s) goes to a progress artifact, the run log and the
+    ``tweet_signals.progress`` logger that the CLI prints.
+    """
     logger = get_run_logger()
     chunk_task = analyze_chunk_task.with_options(retries=retries)
     results: list[dict[str, Any]] = []
     failures: dict[int, str] = {}
     if not descs:
         return results, failures
+    artifact = create_progress_artifact(0.0, key=f"analyze-progress-{descs[0].run_date}", description="analyze chunks")
+    started, computed_rows = time.perf_counter(), 0
     with chunk_runner(workers) as runner:
-        futures = [runner.submit(chunk_task, parameters={"desc": d}) for d in descs]
-        wait(futures)
-        for desc, future in zip(descs, futures, strict=True):
-            state = future.state
-            if state.is_completed():
-                results.append(future.result().as_dict())
-            else:
-                failures[desc.chunk] = state.message or state.name
+        futures = {runner.submit(chunk_task, parameters={"desc": d}): d for d in descs}
+        for done, future in enumerate(as_completed(list(futures)), 1):
+            desc = futures[future]
+            try:
+                result = future.result().as_dict()
+            except Exception as exc:  # the chunk failed after its retries; the others go on
+                failures[desc.chunk] = f"{type(exc).__name__}: {exc}"
                 logger.error("chunk %d failed: %s", desc.chunk, failures[desc.chunk])
-    return results, failures
+            else:
+                results.append(result)
+                computed_rows += int(result["rows"]) if result["status"] == "computed" else 0
+            rate = computed_rows / max(time.perf_counter() - started, 1e-9)
+            message = f"{desc.run_date}: analyze {done}/{len(descs)} chunks, {rate:.0f} tweets/s"
+            update_progress_artifact(artifact, 100.0 * done / len(descs), description=message)
+            logger.info(message)
+            PROGRESS.info(message)
+    return sorted(results, key=lambda r: r["chunk"]), failures
 
 
 @flow(name="daily-signals", flow_run_name=run_name)
@@ -165,14 +188,32 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     if failures:
         manifest["status"] = "failed"
         write_json_atomic(manifest, storage.manifest(run_date))
+        publish_artifacts(manifest, None)
         return Failed(message=f"analyze failed for chunk(s) {sorted(failures)} of {run_date}; rerun to retry them")
 
     t0 = time.perf_counter()
     signals = build_signals(params, run_date, str(clean_path), [d.output_path for d in descs], config_key)
     timings["signals"] = time.perf_counter() - t0
-    manifest.update(signals=signals, status="complete", timings={k: round(v, 3) for k, v in timings.items()})
+    chart = write_chart(storage, run_date)
+    manifest.update(
+        signals={**signals, "chart": str(chart) if chart else None},
+        status="complete",
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
     write_json_atomic(manifest, storage.manifest(run_date))
+    publish_artifacts(manifest, chart)
     return manifest
+
+
+def publish_artifacts(manifest: dict[str, Any], chart: Path | None) -> None:
+    """The run summary and the signals table, as Prefect artifacts keyed by date."""
+    import polars as pl
+
+    day = manifest["run_date"]
+    create_markdown_artifact(summary_markdown(manifest, chart), key=f"signals-summary-{day}", description="run summary")
+    if manifest.get("signals"):
+        table = pl.read_parquet(manifest["signals"]["path"]).with_columns(pl.col("session").cast(pl.String))
+        create_table_artifact(table.to_dicts(), key=f"signals-table-{day}", description=f"signals for {day}")
 
 
 def manifest_complete(data_root: str, run_date: date) -> bool:

@@ -9,10 +9,11 @@ from pathlib import Path
 import polars as pl
 from prefect import task
 from prefect.logging import get_run_logger
+from prefect.states import State
 
 from tweet_signals.params import SignalsParams
 from tweet_signals.schema import NormaliseStats, Quarantined, normalise_record, posts_frame, quarantine_frame
-from tweet_signals.sessions import session_window
+from tweet_signals.sessions import NotASessionError, session_window
 from tweet_signals.sources.files import ReadResult, parse_column_map, read_posts
 from tweet_signals.sources.synthetic import generate_posts
 from tweet_signals.storage import Storage, parquet_metadata, write_parquet_atomic
@@ -58,7 +59,18 @@ def split_window(posts: pl.DataFrame, run_date: date, exchange: str) -> tuple[pl
     return inside, posts.height - inside.height
 
 
-@task(name="collect", retries=3, retry_delay_seconds=[2, 10, 60])
+def retry_if_transient(task: object, task_run: object, state: State) -> bool:
+    """Retry I/O failures (network, storage); not bad input or an empty day, which repeat."""
+    try:
+        state.result()
+    except (EmptyDayError, ValueError, FileNotFoundError, NotASessionError):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="collect", retries=3, retry_delay_seconds=[2, 10, 60], retry_condition_fn=retry_if_transient)
 def collect(params: SignalsParams, run_date: date) -> CollectResult:
     storage = Storage(Path(params.data_root))
     path = storage.raw(run_date)

@@ -164,3 +164,38 @@ def test_non_session_date_is_skipped(tmp_path: Path) -> None:
     state, m = _run(run_date=date(2026, 1, 26), source="synthetic", model="embedded", data_root=str(tmp_path))
     assert state.is_completed() and "not a trading session" in (state.message or "")
     assert m is None
+
+
+def test_backfill_continues_past_a_failed_date_and_skips_complete_ones(tmp_path: Path, tiny_roberta: Path) -> None:
+    import json
+
+    from flows.backfill import backfill_signals
+    from tweet_signals.sources.synthetic import generate_posts
+
+    posts = tmp_path / "posts.jsonl"
+    with posts.open("w") as fh:
+        for day in (date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 8)):  # nothing for 01-07
+            for record in generate_posts(day, 150):
+                fh.write(json.dumps(record) + "\n")
+    params = SignalsParams(
+        source="file",
+        input=str(posts),
+        model=str(tiny_roberta),
+        workers=1,
+        chunk_size=100,
+        data_root=str(tmp_path / "out"),
+    )
+    state = backfill_signals(date(2026, 1, 3), date(2026, 1, 8), params, return_state=True)
+    assert state.is_failed() and "2026-01-07" in (state.message or "")
+    storage = Storage(tmp_path / "out")
+    for day, status in ((5, "complete"), (6, "complete"), (7, "failed"), (8, "complete")):
+        manifest = read_json(storage.manifest(date(2026, 1, day)))
+        assert manifest is not None and manifest["status"] == status
+    assert "No usable posts" in read_json(storage.manifest(date(2026, 1, 7)))["error"]  # type: ignore[index]
+
+    state = backfill_signals(date(2026, 1, 3), date(2026, 1, 8), params, return_state=True)
+    assert state.is_failed()
+    # The failed state carries the report: complete dates were skipped, not recomputed.
+    report = state.result(raise_on_failure=False)
+    assert report["skipped"] == ["2026-01-05", "2026-01-06", "2026-01-08"]
+    assert list(report["failed"]) == ["2026-01-07"]

@@ -26,6 +26,15 @@ Workers = Annotated[str, typer.Option("--workers", help="Analyzer worker process
 
 
 def _quiet_prefect(verbose: bool) -> None:
+    """Prefect's own logs only with --verbose; the pipeline's progress lines always."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    progress = logging.getLogger("tweet_signals.progress")
+    progress.setLevel(logging.INFO)
+    progress.addHandler(RichHandler(console=console, show_path=False, show_level=False))
+    progress.propagate = False
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
