@@ -26,7 +26,12 @@ from tasks.clean import dedupe, fit_day_tfidf
 from tasks.collect import collect
 from tasks.signals import build_signals
 from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, plan_chunks
-from tweet_signals.analyzers.loader import AnalyzerConfig, check_model_available, config_digest, model_revision
+from tweet_signals.analyzers.loader import (
+    AnalyzerConfig,
+    check_model_available,
+    config_digest,
+    model_revision,
+)
 from tweet_signals.params import SignalsParams, resolve_workers
 from tweet_signals.report import summary_markdown, write_chart
 from tweet_signals.sessions import calendar, is_session
@@ -169,6 +174,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     analyze_summary = {
         "config_key": config_key,
         "workers": workers,
+        "engine": analyzer.engine,
         "chunks": len(descs),
         "computed": len(computed),
         "reused": len(results) - len(computed),

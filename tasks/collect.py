@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -11,11 +12,22 @@ from prefect import task
 from prefect.logging import get_run_logger
 from prefect.states import State
 
+from tasks.clean import run_aliases
 from tweet_signals.params import SignalsParams
 from tweet_signals.schema import NormaliseStats, Quarantined, normalise_record, posts_frame, quarantine_frame
 from tweet_signals.sessions import NotASessionError, session_window
 from tweet_signals.sources.files import ReadResult, parse_column_map, read_posts
 from tweet_signals.sources.synthetic import generate_posts
+from tweet_signals.sources.x_api import (
+    DEFAULT_BASE_URL,
+    FetchReport,
+    XApiError,
+    XApiSettings,
+    build_query,
+    fetch_window,
+    resolve_token,
+    search_terms,
+)
 from tweet_signals.storage import Storage, parquet_metadata, write_parquet_atomic
 
 
@@ -32,12 +44,30 @@ class CollectResult:
     out_of_window: int
     quarantined: int
     repairs: dict[str, int] = field(default_factory=dict)
+    x_api: dict[str, object] | None = None  # requests, pages, posts, rate limits, retries, capped
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
+def fetch_x(params: SignalsParams, run_date: date) -> FetchReport:
+    """Fetch the session window from the X API into ``raw/date=D/pages/`` (resuming)."""
+    storage = Storage(Path(params.data_root))
+    settings = XApiSettings(
+        base_url=params.x_base_url or os.environ.get("TWEET_SIGNALS_X_BASE_URL") or DEFAULT_BASE_URL,
+        endpoint=params.x_endpoint,
+        max_posts=params.x_max_posts,
+        max_requests=params.x_max_requests,
+    )
+    query = build_query(search_terms(run_aliases(params)), params.queries)
+    start, end = session_window(run_date, params.exchange)
+    return fetch_window(resolve_token(params.x_token_secret), query, start, end, storage.raw_pages(run_date), settings)
+
+
 def read_source(params: SignalsParams, run_date: date) -> ReadResult:
+    if params.source == "x":
+        pages = Storage(Path(params.data_root)).raw_pages(run_date)
+        return read_posts(pages, {}, "x") if pages.is_dir() else ReadResult(posts_frame([]), quarantine_frame([]), 0)
     if params.source == "file":
         if not params.input:
             raise ValueError("source=file needs an input path (--input)")
@@ -63,7 +93,8 @@ def retry_if_transient(task: object, task_run: object, state: State) -> bool:
     """Retry I/O failures (network, storage); not bad input or an empty day, which repeat."""
     try:
         state.result()
-    except (EmptyDayError, ValueError, FileNotFoundError, NotASessionError):
+    except (EmptyDayError, ValueError, FileNotFoundError, NotASessionError, XApiError):
+        # XApiError: the client already retried with backoff, or the API refused (token, query).
         return False
     except Exception:
         return True
@@ -77,14 +108,16 @@ def collect(params: SignalsParams, run_date: date) -> CollectResult:
     meta = parquet_metadata(path)
     if meta is not None and not params.force:
         return CollectResult(str(path), "reused", **meta["counts"])
+    fetched = fetch_x(params, run_date).as_dict() if params.source == "x" else None
     result = read_source(params, run_date)
     posts, out_of_window = split_window(result.posts, run_date, params.exchange)
-    counts = {
+    counts: dict[str, object] = {
         "records_in": result.records_in,
         "posts": posts.height,
         "out_of_window": out_of_window,
         "quarantined": result.quarantine.height,
         "repairs": result.repairs,
+        "x_api": fetched,
     }
     # Every record is accounted for: in the window, for another session, or quarantined.
     assert result.records_in == posts.height + out_of_window + result.quarantine.height

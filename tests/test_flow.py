@@ -199,3 +199,40 @@ def test_backfill_continues_past_a_failed_date_and_skips_complete_ones(tmp_path:
     report = state.result(raise_on_failure=False)
     assert report["skipped"] == ["2026-01-05", "2026-01-06", "2026-01-08"]
     assert list(report["failed"]) == ["2026-01-07"]
+
+
+def test_hostile_file_runs_with_quarantine_and_counts(tmp_path: Path, tiny_roberta: Path) -> None:
+    import json
+
+    good = [{"id": str(i), "created_at": f"2026-01-07T0{i % 9}:00:00Z", "text": f"#nifty rally {i}"} for i in range(60)]
+    lines = [json.dumps(r) for r in good] + [
+        "{broken json",
+        json.dumps({"id": "x1", "created_at": "2026-01-07 05:00:00", "text": "naive time"}),
+        json.dumps({"id": "x2", "created_at": "2026-01-07T05:00:00Z", "text": "   "}),
+        json.dumps({"id": "x3", "created_at": "2026-01-07T05:00:00Z", "text": "#sensex " + "y" * 100_000}),
+        json.dumps({"id": "x4", "created_at": "2026-01-09T05:00:00Z", "text": "a later session"}),
+        json.dumps({"id": "0", "created_at": "2026-01-07T05:30:00Z", "text": "same id, other text"}),
+    ]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(
+        "\n".join(lines).encode() + b"\n" + b'{"id": "x5", "created_at": "2026-01-07T05:00:00Z", '
+        b'"text": "bad \xff byte #nifty"}\n'
+    )
+    state, m = _run(
+        run_date=date(2026, 1, 7),
+        source="file",
+        input=str(path),
+        model=str(tiny_roberta),
+        workers=1,
+        chunk_size=50,
+        data_root=str(tmp_path / "out"),
+    )
+    assert state.is_completed(), state.message
+    assert m is not None
+    c = m["collect"]
+    assert c["records_in"] == 67 == c["posts"] + c["out_of_window"] + c["quarantined"]
+    assert (c["quarantined"], c["out_of_window"]) == (3, 1)
+    assert c["repairs"] == {"R4_text_truncated": 1, "R1_invalid_utf8_replaced": 1}
+    quarantine = pl.read_parquet(Storage(tmp_path / "out").quarantine(date(2026, 1, 7)))
+    assert sorted(quarantine["reason"].to_list()) == ["empty_text", "malformed_json", "naive_timestamp"]
+    assert m["dedupe"]["duplicate_ids_conflicting"] == 1

@@ -125,3 +125,73 @@ def test_garbage_csv_never_raises(tmp_path: Path, body: str) -> None:
     path.write_text("id,created_at,text\n" + body, encoding="utf-8", errors="surrogatepass")
     result = read_posts(path)
     assert result.records_in == result.posts.height + result.quarantine.height
+
+
+def test_broken_csv_quoting_and_non_utf8_jsonl_are_counted(tmp_path: Path) -> None:
+    csv_path = tmp_path / "broken.csv"
+    csv_path.write_text(
+        'id,created_at,text\n1,2026-01-07T05:00:00Z,"fine"\n2,2026-01-07T05:00:00Z,"unterminated, extra,field\n'
+        "3,2026-01-07T05:00:00Z,ok,surplus\n",
+        encoding="utf-8",
+    )
+    result = read_posts(csv_path)
+    assert result.records_in == result.posts.height + result.quarantine.height
+    assert "1" in result.posts["id"].to_list() and result.quarantine.height >= 1
+    jsonl = tmp_path / "bytes.jsonl"
+    jsonl.write_bytes(b'{"id": 1, "created_at": "2026-01-07T05:00:00Z", "text": "caf\xe9 \xff rally"}\n')
+    result = read_posts(jsonl)
+    assert result.posts["text"][0] == "caf\ufffd \ufffd rally"
+    assert result.repairs == {"R1_invalid_utf8_replaced": 2}
+
+
+def test_wrong_types_and_corrupt_parquet_are_quarantined(tmp_path: Path) -> None:
+    lines = [
+        {"id": {"a": 1}, "created_at": "2026-01-07T05:00:00Z", "text": "x"},
+        {"id": 2, "created_at": ["2026"], "text": "x"},
+        {"id": 3, "created_at": "2026-01-07T05:00:00Z", "text": {"t": 1}},
+        {
+            "data": [{"id": 4, "text": "t", "created_at": "2026-01-07T05:00:00Z", "public_metrics": [1]}],
+            "includes": {"users": "nope"},
+        },
+    ]
+    result = read_posts(_write_jsonl(tmp_path / "types.jsonl", lines))
+    assert result.records_in == 4 == result.posts.height + result.quarantine.height
+    assert result.posts["id"].to_list() == ["4"]
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    result = read_posts(tmp_path / "bad.parquet")
+    assert result.quarantine["reason"].to_list() == ["unreadable_file"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "id",
+                        "text",
+                        "created_at",
+                        "data",
+                        "includes",
+                        "users",
+                        "author_id",
+                        "public_metrics",
+                        "like_count",
+                        "meta",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=25,
+    )
+)
+def test_generated_json_records_and_pages_never_raise(tmp_path: Path, obj: object) -> None:
+    path = tmp_path / "gen.jsonl"
+    path.write_text(json.dumps(obj) + "\n", encoding="utf-8")
+    result = read_posts(path)
+    assert result.records_in == result.posts.height + result.quarantine.height

@@ -110,6 +110,7 @@ class ChunkResult:
     pid: int
     model_loads_in_process: int
     output_path: str
+    peak_rss_mb: float = 0.0  # high-water mark of the worker process so far
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -122,7 +123,14 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
     meta = parquet_metadata(output)
     if meta is not None and meta.get("config_key") == desc.config_key and meta.get("rows") == desc.stop - desc.start:
         return ChunkResult(
-            desc.chunk, desc.stop - desc.start, "reused", 0.0, os.getpid(), loader.LOADS_IN_PROCESS, desc.output_path
+            desc.chunk,
+            desc.stop - desc.start,
+            "reused",
+            0.0,
+            os.getpid(),
+            loader.LOADS_IN_PROCESS,
+            desc.output_path,
+            peak_rss_mb(),
         )
     posts = (
         pl.scan_parquet(desc.clean_path)
@@ -142,7 +150,22 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
         os.getpid(),
         loader.LOADS_IN_PROCESS,
         desc.output_path,
+        peak_rss_mb(),
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it restarts at exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def plan_chunks(n_rows: int, chunk_size: int) -> list[tuple[int, int]]:

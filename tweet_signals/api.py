@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, analyze_chunk, plan_chunks
-from tweet_signals.analyzers.loader import DEFAULT_MODEL, AnalyzerConfig, check_model_available
+from tweet_signals.analysis import ChunkDescriptor, ChunkResult, ScoringConfig, analyze_chunk, plan_chunks
+from tweet_signals.analyzers.loader import DEFAULT_MODEL, AnalyzerConfig, check_model_available, resolve_engine
 from tweet_signals.sessions import DEFAULT_EXCHANGE, session_for
 from tweet_signals.signals import SignalThresholds, compute_signals
 from tweet_signals.storage import file_digest, write_parquet_atomic
@@ -25,7 +26,15 @@ from tweet_signals.symbols import DEFAULT_SYMBOLS, alias_map, extract_symbols
 from tweet_signals.tfidf import fit_tfidf, save_tfidf
 
 
-def analyze_posts(
+def analyze_posts(posts: pl.DataFrame, **options: Any) -> pl.DataFrame:
+    """``posts`` (canonical schema: at least ``id`` and ``text``) with the analysis columns
+    appended, in the same order. TF-IDF is fitted on these posts. Options: ``model``,
+    ``workers``, ``keyword_boost_weight``, ``include_engagement``, ``device``, ``engine``,
+    ``chunk_size``."""
+    return analyze_posts_with_stats(posts, **options)[0]
+
+
+def analyze_posts_with_stats(
     posts: pl.DataFrame,
     *,
     model: str = DEFAULT_MODEL,
@@ -33,10 +42,10 @@ def analyze_posts(
     keyword_boost_weight: float = 0.2,
     include_engagement: bool = True,
     device: str = "auto",
+    engine: str = "auto",
     chunk_size: int = 2000,
-) -> pl.DataFrame:
-    """``posts`` (canonical schema: at least ``id`` and ``text``) with the analysis columns
-    appended, in the same order. TF-IDF is fitted on these posts."""
+) -> tuple[pl.DataFrame, list[ChunkResult]]:
+    """``analyze_posts`` plus each chunk's result (worker pid, seconds, peak memory)."""
     check_model_available(model)
     frame = posts.with_columns(
         [
@@ -46,7 +55,9 @@ def analyze_posts(
         ]
     ).with_columns(pl.col("id").cast(pl.String))
     workers = max(1, workers)
-    analyzer = AnalyzerConfig(model=model, device=device, threads=max(1, (os.cpu_count() or 1) // workers))
+    analyzer = resolve_engine(
+        AnalyzerConfig(model=model, device=device, engine=engine, threads=max(1, (os.cpu_count() or 1) // workers))
+    )
     scoring = ScoringConfig(keyword_boost_weight, include_engagement)
     with tempfile.TemporaryDirectory(prefix="tweet-signals-") as tmp:
         root = Path(tmp)
@@ -78,9 +89,9 @@ def analyze_posts(
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 results = list(pool.map(analyze_chunk, descs))
         if not results:
-            return posts
+            return posts, []
         analyzed = pl.concat([pl.read_parquet(r.output_path) for r in results])
-    return pl.concat([posts, analyzed.drop("id")], how="horizontal")
+    return pl.concat([posts, analyzed.drop("id")], how="horizontal"), results
 
 
 def signals_from_posts(

@@ -178,7 +178,15 @@ def _finish_backfill(ok: bool, report: Any, message: str, data_root: str, as_jso
 @app.command()
 def run(
     run_date: Annotated[str, typer.Option("--date", help="Trading session, YYYY-MM-DD")],
-    source: Annotated[str, typer.Option(help="file or synthetic")] = "file",
+    source: Annotated[str, typer.Option(help="file, x (X API v2) or synthetic")] = "file",
+    query: Annotated[list[str] | None, typer.Option("--query", help="Extra X search query (repeatable)")] = None,
+    x_base_url: Annotated[
+        str | None, typer.Option(help="X API base URL (default TWEET_SIGNALS_X_BASE_URL, else the public API)")
+    ] = None,
+    x_token_secret: Annotated[str | None, typer.Option(help="Prefect Secret block with the bearer token")] = None,
+    x_endpoint: Annotated[str, typer.Option(help="recent or all (full-archive)")] = "recent",
+    x_max_posts: Annotated[int, typer.Option(help="Most posts read from the API per run")] = 10_000,
+    x_max_requests: Annotated[int, typer.Option(help="Most API requests per run")] = 200,
     input: Annotated[str | None, typer.Option("--input", help="File or directory of posts")] = None,
     columns: Annotated[str | None, typer.Option(help="Column mapping: text=content,created_at=timestamp,...")] = None,
     symbols: Annotated[list[str] | None, typer.Option(help="Symbols (repeat, or space-separated)")] = None,
@@ -189,6 +197,9 @@ def run(
     workers: Workers = "auto",
     chunk_size: Annotated[int, typer.Option(help="Posts per analyze task")] = 2000,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = "auto",
+    engine: Annotated[
+        str, typer.Option(help="auto, torch-fp32, torch-bf16, torch-int8, onnx-fp32, onnx-int8")
+    ] = "auto",
     data_root: DataRoot = "data",
     force: Annotated[bool, typer.Option(help="Recompute every stage")] = False,
     naive_tz: Annotated[str | None, typer.Option(help="Zone for timestamps without one")] = None,
@@ -227,6 +238,12 @@ def run(
         exchange=exchange,
         keyword_boost_weight=keyword_boost_weight,
         include_engagement=include_engagement,
+        queries=query or None,
+        x_base_url=x_base_url,
+        x_token_secret=x_token_secret,
+        x_endpoint=x_endpoint,
+        x_max_posts=x_max_posts,
+        x_max_requests=x_max_requests,
     )
     ok, result, message = _run_flow(daily_signals, params)
     if ok and isinstance(result, dict) and result.get("status") == "complete":
@@ -297,7 +314,7 @@ def backfill(
 def train_model_cmd(
     shared_data: Annotated[str | None, typer.Option(help="Folder holding the labelled sets")] = None,
     output: Annotated[str | None, typer.Option(help="Adapter file to write")] = None,
-    epochs: int = 3,
+    epochs: int = 4,
     seed: int = 13,
     limit: Annotated[int | None, typer.Option(help="Rows per set (quick smoke runs)")] = None,
     verbose: bool = True,
@@ -363,6 +380,119 @@ def evaluate_model(
     for label, row in zip(LABELS, metrics.confusion, strict=True):
         confusion.add_row(label, *map(str, row))
     out.print(confusion)
+
+
+@app.command()
+def evaluate(
+    prices: Annotated[Path, typer.Option(help="Daily closes CSV")],
+    symbol: Annotated[str, typer.Option(help="Symbol to judge (ALL: every post)")] = "NIFTY",
+    data_root: DataRoot = "data",
+    input: Annotated[
+        str | None, typer.Option("--input", help="Posts file to analyze instead of stored signals")
+    ] = None,
+    columns: Annotated[str | None, typer.Option(help="Column mapping of --input")] = None,
+    model: str = "embedded",
+    exchange: str = "NSE",
+    price_columns: Annotated[str, typer.Option(help="date=COLUMN,close=COLUMN")] = "date=Date,close=Close",
+    out: Annotated[str | None, typer.Option(help="Report folder (default DATA_ROOT/reports/SYMBOL)")] = None,
+    threshold: Annotated[float, typer.Option(help="Long when the signal is above this")] = 0.0,
+    cost_bps: Annotated[float, typer.Option(help="Cost per position change, basis points")] = 5.0,
+    min_sessions: int = 20,
+    as_json: JsonOut = False,
+    verbose: bool = False,
+) -> None:
+    """Judge a signal against next-session returns (no look-ahead) and write an HTML report."""
+    _quiet_prefect(verbose)
+    from flows.evaluate import evaluate_signals
+
+    if input is None and not Path(data_root, "signals").is_dir():
+        _fail(f"no stored signals under {data_root}/signals; run the pipeline first or give --input")
+    ok, result, message = _run_flow(
+        evaluate_signals,
+        str(prices),
+        symbol,
+        data_root,
+        input,
+        columns,
+        model,
+        exchange,
+        price_columns,
+        out,
+        threshold,
+        cost_bps,
+        min_sessions,
+    )
+    if not ok:
+        _fail(message, 1)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    Console(width=130).print(f"[bold]{result['symbol']}[/]: {result['verdict']}\nreport: {result['report']}")
+
+
+@app.command()
+def benchmark(
+    input: Annotated[Path | None, typer.Option("--input", help="Texts, one per line (default: TweetEval val)")] = None,
+    n: Annotated[int, typer.Option(help="Texts through each engine")] = 1000,
+    loop_n: Annotated[int, typer.Option(help="Texts through the one-per-call loops")] = 200,
+    models: Annotated[
+        str, typer.Option(help="roberta-base and/or embedded, comma-separated")
+    ] = "roberta-base,embedded",
+    engines: Annotated[str, typer.Option(help="Engines, comma-separated")] = ",".join(
+        ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
+    ),
+    workers: Annotated[str, typer.Option(help="Worker counts, comma-separated")] = "1,2",
+    as_json: JsonOut = False,
+) -> None:
+    """Our analyze stage per engine vs the one-tweet-per-call loop, measured in the same run."""
+    from dataclasses import asdict
+
+    from tweet_signals.benchmark import run_benchmark
+    from tweet_signals.model_eval import read_lines
+    from tweet_signals.training import default_shared_data
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    default = default_shared_data() / "tweeteval-sentiment-val" / "val_text.txt"
+    if input is not None:
+        texts = read_lines(input)
+    elif default.is_file():
+        texts = read_lines(default)
+    else:
+        from datetime import date as day
+
+        from tweet_signals.sources.synthetic import generate_posts
+
+        texts = [r["text"] for r in generate_posts(day(2026, 1, 7), n)]
+    texts = (texts * (n // max(1, len(texts)) + 1))[:n]
+    rows = run_benchmark(
+        texts,
+        _split([models]),
+        _split([engines]),
+        [int(w) for w in _split([workers])],
+        loop_n,
+        progress=lambda row: console.print(f"measured {row}"),
+    )
+    if as_json:
+        sys.stdout.write(json.dumps({"n": n, "loop_n": loop_n, "rows": [asdict(r) for r in rows]}) + "\n")
+        return
+    table = Table(
+        title=f"analyze throughput ({n} texts; loops on {loop_n}); roberta-base has random weights: speed only"
+    )
+    cols = (
+        "model",
+        "engine",
+        "workers",
+        "tweets_per_s",
+        "speedup_vs_baseline",
+        "peak_rss_mb_per_worker",
+        "label_agreement",
+        "max_prob_diff",
+    )
+    for col in cols:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*("-" if getattr(row, c) is None else str(getattr(row, c)) for c in cols))
+    Console(width=160).print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point

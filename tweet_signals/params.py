@@ -19,7 +19,7 @@ class SignalsParams(BaseModel):
     run_date: date | None = Field(
         None, description="Trading session to process (YYYY-MM-DD); default: the scheduled date"
     )
-    source: Literal["file", "synthetic"] = Field("synthetic", description="Where posts come from")
+    source: Literal["file", "synthetic", "x"] = Field("synthetic", description="Where posts come from")
     input: str | None = Field(None, description="File or directory of posts (source=file)")
     columns: str | None = Field(
         None, description="Column mapping for other flat files, e.g. text=content,created_at=timestamp"
@@ -27,11 +27,24 @@ class SignalsParams(BaseModel):
     naive_tz: str | None = Field(
         None, description="Time zone for timestamps without one (e.g. UTC); unset: such records are quarantined"
     )
+    queries: list[str] = Field([], description="Extra X search queries (source=x), OR-ed with the symbols")
+    x_base_url: str | None = Field(
+        None, description="X API base URL (default: TWEET_SIGNALS_X_BASE_URL, else the public API)"
+    )
+    x_token_secret: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the X bearer token (default: X_BEARER_TOKEN)"
+    )
+    x_endpoint: Literal["recent", "all"] = Field("recent", description="Recent or full-archive search")
+    x_max_posts: int = Field(10_000, ge=10, description="Most posts read from the X API per run (billed per post)")
+    x_max_requests: int = Field(200, ge=1, description="Most X API requests per run")
     symbols: list[str] = Field(list(DEFAULT_SYMBOLS), description="Symbols to build signals for")
     aliases_file: str | None = Field(None, description="JSON file of extra aliases per symbol")
     exchange: str = Field("NSE", description="Exchange calendar for sessions (NSE, BSE, NYSE or an ISO MIC)")
     model: str = Field(DEFAULT_MODEL, description="Hugging Face hub id, local model directory, or 'embedded'")
     device: str = Field("auto", description="auto, cpu, cuda or mps")
+    engine: Literal["auto", "torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8"] = Field(
+        "auto", description="Inference engine; auto picks the fastest that agrees with torch fp32"
+    )
     workers: int | Literal["auto"] = Field("auto", description="Analyzer worker processes (auto: cores - 1)")
     chunk_size: int = Field(2000, ge=50, description="Posts per analyze task")
     chunk_retries: int = Field(1, ge=0, le=5, description="Retries of a failed analyze chunk")

@@ -112,6 +112,8 @@ def _text(value: Any) -> str | None:
 def normalise_id(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         raise Quarantined("missing_id", "no id")
+    if isinstance(value, dict | list | bool):
+        raise Quarantined("bad_id", f"id is a {type(value).__name__}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
@@ -141,6 +143,8 @@ def normalise_record(
         value = record.get(name)
         if value is None or (isinstance(value, float) and value != value) or value == "":
             raise Quarantined(f"missing_{name}", f"required field {name!r} is missing or empty")
+    if isinstance(record["text"], dict | list):
+        raise Quarantined("bad_text", f"text is a {type(record['text']).__name__}, not a string")
     text = _text(record["text"])
     assert text is not None
     if "\ufffd" in text:

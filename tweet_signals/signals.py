@@ -15,6 +15,8 @@ from datetime import date
 
 import polars as pl
 
+ALL = "ALL"  # pseudo-symbol: every post of the session
+
 SIGNALS_SCHEMA: dict[str, pl.DataType] = {
     "session": pl.Date(),
     "symbol": pl.String(),
@@ -53,7 +55,11 @@ def compute_signals(
 ) -> pl.DataFrame:
     """``posts``: analyzed rows with a ``symbols`` list column (one session's posts)."""
     model_id = posts["model_id"][0] if posts.height else None
-    exploded = posts.select("symbols", "label", "score", "engagement_weight", "tfidf_relevance").explode("symbols")
+    columns = ("symbols", "label", "score", "engagement_weight", "tfidf_relevance")
+    exploded = posts.select(columns).explode("symbols")
+    if ALL in symbols:  # the whole market conversation, whatever symbol a post names
+        everything = posts.select(columns).with_columns(pl.lit(ALL).alias("symbols"))
+        exploded = pl.concat([exploded, everything])
     agg = (
         exploded.filter(pl.col("symbols").is_in(list(symbols)))
         .group_by(pl.col("symbols").alias("symbol"))

@@ -44,15 +44,15 @@ class LabelledSet:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 13
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 32
-    learning_rate: float = 4e-4
+    learning_rate: float = 6e-4
     rank: int = 16
     alpha: float = 32.0
-    lora_dropout: float = 0.1
+    lora_dropout: float = 0.05
     max_length: int = 64
     holdout_fraction: float = 0.2
-    general_oversample: int = 3  # TweetEval is 2k rows against 9.5k finance rows
+    general_oversample: int = 2  # TweetEval is 2k rows against 9.5k finance rows
     limit: int | None = None  # cap on training rows per set (smoke tests)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ class AnalyzerConfig:
 
     model: str = DEFAULT_MODEL
     device: str = "auto"  # auto | cpu | cuda | mps
+    engine: str = "auto"  # auto | torch-fp32 | torch-bf16 | torch-int8 | onnx-fp32 | onnx-int8
     max_length: int = 128
     batch_tokens: int = 4096
     max_batch_size: int = 32
@@ -41,7 +43,12 @@ class AnalyzerConfig:
 
     def output_fields(self) -> dict[str, object]:
         """The fields that change the numbers a model produces (part of chunk cache keys)."""
-        return {"model": self.model, "revision": model_revision(self.model), "max_length": self.max_length}
+        return {
+            "model": self.model,
+            "revision": model_revision(self.model),
+            "max_length": self.max_length,
+            "engine": self.engine,
+        }
 
 
 def resolve_device(device: str) -> str:
@@ -71,7 +78,8 @@ def model_revision(model: str) -> str:
                 st = f.stat()
                 digest.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
         return digest.hexdigest()[:16]
-    return "hub"  # a hub id: the Hub's own revision is resolved by transformers' cache
+    # A hub id: transformers' cache resolves the Hub revision; the name keys our own caches.
+    return "hub-" + hashlib.sha256(model.encode()).hexdigest()[:12]
 
 
 def check_model_available(model: str) -> None:
@@ -115,63 +123,116 @@ def _unavailable_message(model: str) -> str:
     )
 
 
-def _torch_logits(module: torch.nn.Module, device: str, hf_output: bool):
-    def logits_fn(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        ids = torch.from_numpy(input_ids)
-        att = torch.from_numpy(mask)
-        if device != "cpu":
-            ids = ids.pin_memory().to(device, non_blocking=True)
-            att = att.pin_memory().to(device, non_blocking=True)
-        with torch.inference_mode():
-            out = module(input_ids=ids, attention_mask=att)
-            logits = out.logits if hf_output else out
-            return logits.float().cpu().numpy()
-
-    return logits_fn
-
-
-def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
-    """Load the model named by ``config`` (no caching; see ``load_analyzer``)."""
-    global LOADS_IN_PROCESS
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    check_model_available(config.model)
+def _load_torch(config: AnalyzerConfig, device: str) -> tuple[Any, torch.nn.Module, list[int | None], str, int, bool]:
+    """Tokenizer, fp32 module, label permutation, model id, pad id, whether it returns ``.logits``."""
     if config.model == EMBEDDED:
         from tweet_signals.analyzers.embedded import EMBEDDED_MODEL_ID, load_embedded
 
         tokenizer, module = load_embedded()
-        module.to(device)
-        permutation: list[int | None] = [0, 1, 2]
-        model_id, pad_id, hf_output = EMBEDDED_MODEL_ID, 0, False
-    else:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        return tokenizer, module, [0, 1, 2], EMBEDDED_MODEL_ID, 0, False
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        local = Path(config.model).is_dir() or _offline()
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=local)
-            module = AutoModelForSequenceClassification.from_pretrained(
-                config.model, local_files_only=local, use_safetensors=True, trust_remote_code=False
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelUnavailableError(_unavailable_message(config.model)) from exc
-        module.eval().to(device)
-        permutation = label_permutation(module.config.id2label)
-        model_id = config.model
-        pad_id = int(tokenizer.pad_token_id or 0)
-        hf_output = True
+    local = Path(config.model).is_dir() or _offline()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=local)
+        module = AutoModelForSequenceClassification.from_pretrained(
+            config.model, local_files_only=local, use_safetensors=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(_unavailable_message(config.model)) from exc
+    module.eval()
+    return (
+        tokenizer,
+        module,
+        label_permutation(module.config.id2label),
+        config.model,
+        int(tokenizer.pad_token_id or 0),
+        True,
+    )
+
+
+def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
+    """Load the model named by ``config`` and wrap its engine (no caching; see ``load_analyzer``)."""
+    global LOADS_IN_PROCESS
+    from tweet_signals.analyzers.engines import make_logits_fn
+
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    engine = config.engine if config.engine != "auto" else resolve_engine(config).engine
+    check_model_available(config.model)
+    tokenizer, module, permutation, model_id, pad_id, hf_output = _load_torch(config, device)
+    model_dir = Path(config.model) if Path(config.model).is_dir() else None
+    logits_fn = make_logits_fn(
+        engine, module, device, hf_output, config.threads, model_dir, model_revision(config.model)
+    )
     LOADS_IN_PROCESS += 1
     return BatchedTextClassifier(
         model_id=model_id,
         tokenizer=tokenizer,
-        logits_fn=_torch_logits(module, device, hf_output),
+        logits_fn=logits_fn,
         permutation=permutation,
         max_length=config.max_length,
         batch_tokens=config.batch_tokens,
         max_batch_size=config.max_batch_size,
         pad_token_id=pad_id,
-        extra={"device": device, "labels": LABELS},
+        extra={"device": device, "engine": engine, "labels": LABELS},
     )
+
+
+# Label agreement and probability distance an engine must reach against torch fp32 on the
+# calibration posts before ``--engine auto`` uses it.
+MIN_AGREEMENT = 0.99
+MAX_PROB_DIFF = 0.1
+
+
+def engine_fidelity(config: AnalyzerConfig, engine: str, texts: list[str] | None = None) -> dict[str, float]:
+    """Label agreement and max probability difference of ``engine`` against torch fp32."""
+    if texts is None:
+        texts = calibration_texts()
+    reference = build_analyzer(replace(config, engine="torch-fp32")).predict_proba(texts)
+    candidate = build_analyzer(replace(config, engine=engine)).predict_proba(texts)
+    return {
+        "label_agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()),
+        "max_prob_diff": float(np.abs(reference - candidate).max()),
+        "n": len(texts),
+    }
+
+
+def calibration_texts(n: int = 256) -> list[str]:
+    from datetime import date
+
+    from tweet_signals.sources.synthetic import generate_posts
+
+    return [r["text"] for r in generate_posts(date(2026, 1, 7), n, seed=99)]
+
+
+def resolve_engine(config: AnalyzerConfig) -> AnalyzerConfig:
+    """``engine=auto`` → the device's fastest engine that agrees with torch fp32.
+
+    Agreement is measured once per model revision, engine and device on the calibration posts
+    and cached beside the ONNX exports, so only the first run of a model pays for the check.
+    """
+    from tweet_signals.analyzers.engines import REFERENCE, engine_candidates, onnx_cache_dir
+
+    if config.engine != "auto":
+        return config
+    device = resolve_device(config.device)
+    model_dir = Path(config.model) if Path(config.model).is_dir() else None
+    cache = onnx_cache_dir(model_dir, model_revision(config.model))
+    for candidate in engine_candidates(device):
+        if candidate == REFERENCE:
+            break
+        verdict_path = cache / f"fidelity-{candidate}-{device}.json"
+        try:
+            verdict = json.loads(verdict_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            verdict = engine_fidelity(replace(config, device=device), candidate)
+            verdict_path.parent.mkdir(parents=True, exist_ok=True)
+            verdict_path.write_text(json.dumps(verdict))
+        if verdict["label_agreement"] >= MIN_AGREEMENT and verdict["max_prob_diff"] <= MAX_PROB_DIFF:
+            return replace(config, engine=candidate)
+    return replace(config, engine=REFERENCE)
 
 
 @lru_cache(maxsize=2)

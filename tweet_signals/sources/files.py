@@ -52,17 +52,28 @@ def apply_column_map(record: Mapping[str, Any], columns: Mapping[str, str]) -> d
     return out
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def x_page_records(page: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Canonical records from one X API v2 search response page (``data`` + ``includes.users``)."""
-    users = {u.get("id"): u for u in (page.get("includes") or {}).get("users") or [] if isinstance(u, dict)}
-    for tweet in page.get("data") or []:
+    """Canonical records from one X API v2 search response page (``data`` + ``includes.users``).
+
+    Fields of the wrong shape read as missing, so the record is judged by ``normalise_record``.
+    """
+    users = {str(u.get("id")): u for u in _list(_dict(page.get("includes")).get("users")) if isinstance(u, dict)}
+    for tweet in _list(page.get("data")):
         if not isinstance(tweet, dict):
             yield {"_invalid": tweet}
             continue
-        metrics = tweet.get("public_metrics") or {}
-        author = users.get(tweet.get("author_id")) or {}
+        metrics = _dict(tweet.get("public_metrics"))
+        author = _dict(users.get(str(tweet.get("author_id"))))
         retweet_of = None
-        for ref in tweet.get("referenced_tweets") or []:
+        for ref in _list(tweet.get("referenced_tweets")):
             if isinstance(ref, dict) and ref.get("type") == "retweeted":
                 retweet_of = ref.get("id")
         yield {
@@ -71,7 +82,7 @@ def x_page_records(page: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             "text": tweet.get("text"),
             "author_id": tweet.get("author_id"),
             "author_username": author.get("username"),
-            "author_followers": (author.get("public_metrics") or {}).get("followers_count"),
+            "author_followers": _dict(author.get("public_metrics")).get("followers_count"),
             "like_count": metrics.get("like_count"),
             "retweet_count": metrics.get("retweet_count"),
             "reply_count": metrics.get("reply_count"),
@@ -157,28 +168,47 @@ def _read_jsonl(path: Path, collector: _Collector, columns: Mapping[str, str]) -
 
 
 def _read_csv(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
+    """Strict CSV parsing, resynchronised after a broken record.
+
+    A record with broken quoting is quarantined whole (all its physical lines, so nothing is lost
+    silently) and parsing restarts on the next line. Quoted fields may span lines, as exports of
+    multi-line tweets do.
+    """
     text = _decode(path.read_bytes(), collector, path.name)
-    first = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    try:
-        header = next(reader)
-    except StopIteration:
+    lines = text.splitlines(keepends=True)
+    if not lines:
         return
-    for row in reader:
-        origin = f"{path.name}:{reader.line_num}"
-        if not row:
-            continue
-        if len(row) != len(header):
-            collector.reject(
-                origin, "malformed_csv_row", f"{len(row)} fields, header has {len(header)}", delimiter.join(row)
-            )
-            continue
-        collector.add(origin, dict(zip(header, row, strict=True)), columns)
+    delimiter = max((",", ";", "\t"), key=lines[0].count)
+    header = next(csv.reader([lines[0]], delimiter=delimiter))
+    position = 1  # index of the next physical line to parse
+    while position < len(lines):
+        reader = csv.reader(io.StringIO("".join(lines[position:]), newline=""), delimiter=delimiter, strict=True)
+        record_start = 0  # lines consumed before the current record, relative to ``position``
+        try:
+            for row in reader:
+                origin = f"{path.name}:{position + record_start + 1}"
+                record_start = reader.line_num
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    detail = f"{len(row)} fields, header has {len(header)}"
+                    collector.reject(origin, "malformed_csv_row", detail, delimiter.join(row))
+                    continue
+                collector.add(origin, dict(zip(header, row, strict=True)), columns)
+            return
+        except csv.Error as exc:
+            failed_end = max(reader.line_num, record_start + 1)
+            raw = "".join(lines[position + record_start : position + failed_end])
+            collector.reject(f"{path.name}:{position + record_start + 1}", "malformed_csv", str(exc), raw)
+            position += failed_end
 
 
 def _read_parquet(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
-    frame = pl.read_parquet(path)
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a corrupt or truncated file
+        collector.reject(path.name, "unreadable_file", f"{type(exc).__name__}: {exc}"[:300], str(path))
+        return
     for number, record in enumerate(frame.iter_rows(named=True)):
         collector.add(f"{path.name}:{number}", record, columns)
 

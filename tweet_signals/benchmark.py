@@ -1,0 +1,225 @@
+"""``tweet-signals benchmark``: our analyze stage against the one-tweet-per-call design, same run.
+
+Rows: (1) the original loop, one tweet per model call, one process; (2) the same loop on a
+``multiprocessing.Pool``; (3) each of our engines through the real analyze stage
+(``api.analyze_posts``: TF-IDF, chunk descriptors, worker processes, Parquet writes). Each
+measurement runs in a fresh spawned process, so peak RSS and thread settings don't leak between
+rows. Speedups are against (1) for the same model in the same run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tweet_signals.analyzers.engines import ENGINES
+
+ROBERTA = "roberta-base"
+EMBEDDED = "embedded"
+
+
+def build_random_roberta_base(target: Path) -> Path:
+    """RoBERTa-base (12 layers, 768 hidden) with random weights, saved like a hub model.
+
+    Speed only: no pretrained RoBERTa is reachable offline. It uses the packaged MiniLM
+    WordPiece tokenizer (30,522 tokens), whose tweet lengths are close to RoBERTa's BPE.
+    """
+    import torch
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
+
+    from tweet_signals.analyzers.embedded import base_model_dir
+
+    if (target / "config.json").is_file():
+        return target
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir()), local_files_only=True)
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size,
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=514,
+        id2label={0: "negative", 1: "neutral", 2: "positive"},
+        label2id={"negative": 0, "neutral": 1, "positive": 2},
+    )
+    model = RobertaForSequenceClassification(config).eval()
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(target), safe_serialization=True)
+    tokenizer.save_pretrained(str(target))
+    return target
+
+
+def _peak_rss_mb() -> float:
+    from tweet_signals.analysis import peak_rss_mb
+
+    return peak_rss_mb()
+
+
+# --- (1) and (2): the original design, one tweet per call -------------------------------------
+
+_LOOP_MODEL: Any = None
+
+
+def _loop_init(model_path: str, threads: int) -> None:
+    global _LOOP_MODEL
+    import torch
+
+    from tweet_signals.analyzers.loader import AnalyzerConfig, _load_torch
+
+    torch.set_num_threads(threads)
+    tokenizer, module, _, _, _, hf_output = _load_torch(AnalyzerConfig(model=model_path), "cpu")
+    _LOOP_MODEL = (tokenizer, module, hf_output)
+
+
+def _loop_one(text: str) -> list[float]:
+    import torch
+
+    tokenizer, module, hf_output = _LOOP_MODEL
+    encoded = tokenizer(text, return_tensors="pt", truncation=True, max_length=128)
+    with torch.no_grad():
+        out = module(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
+        logits = out.logits if hf_output else out
+    return torch.softmax(logits, -1)[0].tolist()
+
+
+def _run_loop(model_path: str, texts: list[str], workers: int) -> dict[str, Any]:
+    """Time the loop itself; model loading and pool start-up are left out (kind to the baseline)."""
+    if workers == 1:
+        _loop_init(model_path, os.cpu_count() or 1)
+        _loop_one(texts[0])
+        started = time.perf_counter()
+        probs = [_loop_one(t) for t in texts]
+        seconds = time.perf_counter() - started
+        rss = _peak_rss_mb()
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers, _loop_init, (model_path, 1)) as pool:
+            pool.map(_loop_one, texts[:workers], chunksize=1)  # every worker has loaded its model
+            started = time.perf_counter()
+            probs = pool.map(_loop_one, texts, chunksize=8)
+            seconds = time.perf_counter() - started
+            rss = max(pool.map(_child_rss, range(workers)))
+    return {"seconds": seconds, "peak_rss_mb": rss, "probs": np.asarray(probs)}
+
+
+def _child_rss(_: int) -> float:
+    time.sleep(0.2)  # let every pool process take one
+    return _peak_rss_mb()
+
+
+# --- (3): our analyze stage ---------------------------------------------------------------------
+
+
+def _run_stage(model_path: str, texts: list[str], engine: str, workers: int) -> dict[str, Any]:
+    import polars as pl
+
+    from tweet_signals.api import analyze_posts_with_stats
+
+    posts = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
+    started = time.perf_counter()
+    out, chunks = analyze_posts_with_stats(
+        posts, model=model_path, workers=workers, engine=engine, chunk_size=max(100, len(texts) // 8)
+    )
+    seconds = time.perf_counter() - started
+    probs = out.select("p_negative", "p_neutral", "p_positive").to_numpy()
+    return {"seconds": seconds, "peak_rss_mb": max(c.peak_rss_mb for c in chunks), "probs": probs}
+
+
+def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers: int) -> dict[str, Any]:
+    if kind == "loop":
+        return _run_loop(model_path, texts, workers)
+    return _run_stage(model_path, texts, engine, workers)
+
+
+def _in_fresh_process(*args: Any) -> dict[str, Any]:
+    # A ProcessPoolExecutor worker (unlike a Pool's) may start processes of its own.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure, *args).result()
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    engine: str
+    workers: int
+    tweets_per_s: float
+    speedup_vs_baseline: float
+    peak_rss_mb_per_worker: float
+    label_agreement: float | None = None
+    max_prob_diff: float | None = None
+    n: int = 0
+
+
+def run_benchmark(
+    texts: Sequence[str],
+    models: Sequence[str] = (ROBERTA, EMBEDDED),
+    engines: Sequence[str] = ENGINES,
+    workers: Sequence[int] = (1, 2),
+    loop_n: int = 200,
+    progress: Any = print,
+) -> list[Row]:
+    """Measure every row; fidelity of each engine against torch fp32 on the embedded model."""
+    texts = list(texts)
+    rows: list[Row] = []
+    fidelity: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="tweet-signals-bench-") as tmp:
+        paths = {ROBERTA: str(build_random_roberta_base(Path(tmp) / "roberta-base")), EMBEDDED: EMBEDDED}
+        for model in (EMBEDDED, *[m for m in models if m != EMBEDDED]):  # embedded first: fidelity
+            path = paths[model]
+            loop_texts = texts[:loop_n]
+            base = _in_fresh_process("loop", path, loop_texts, "", 1)
+            base_rate = len(loop_texts) / base["seconds"]
+            rows.append(
+                Row(model, "one-per-call", 1, round(base_rate, 1), 1.0, round(base["peak_rss_mb"]), n=len(loop_texts))
+            )
+            progress(rows[-1])
+            cores = os.cpu_count() or 1
+            pooled = _in_fresh_process("loop", path, loop_texts, "", cores)
+            rate = len(loop_texts) / pooled["seconds"]
+            rows.append(
+                Row(
+                    model,
+                    "one-per-call-pool",
+                    cores,
+                    round(rate, 1),
+                    round(rate / base_rate, 2),
+                    round(pooled["peak_rss_mb"]),
+                    n=len(loop_texts),
+                )
+            )
+            progress(rows[-1])
+            reference: np.ndarray | None = None
+            for engine in engines:
+                for w in workers:
+                    result = _in_fresh_process("stage", path, texts, engine, w)
+                    rate = len(texts) / result["seconds"]
+                    if model == EMBEDDED and engine == "torch-fp32" and reference is None:
+                        reference = result["probs"]
+                    if model == EMBEDDED and engine != "torch-fp32" and reference is not None:
+                        probs = result["probs"]
+                        fidelity[engine] = (
+                            float((probs.argmax(1) == reference.argmax(1)).mean()),
+                            float(np.abs(probs - reference).max()),
+                        )
+                    agree = fidelity.get(engine) if engine != "torch-fp32" else None
+                    rows.append(
+                        Row(
+                            model,
+                            engine,
+                            w,
+                            round(rate, 1),
+                            round(rate / base_rate, 2),
+                            round(result["peak_rss_mb"]),
+                            round(agree[0], 4) if agree else None,
+                            round(agree[1], 4) if agree else None,
+                            len(texts),
+                        )
+                    )
+                    progress(rows[-1])
+    return [r for r in rows if r.model in models]
