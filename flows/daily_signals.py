@@ -31,6 +31,7 @@ from tweet_signals.analyzers.loader import (
     check_model_available,
     config_digest,
     model_revision,
+    resolve_engine,
 )
 from tweet_signals.params import SignalsParams, resolve_workers
 from tweet_signals.report import summary_markdown, write_chart
@@ -142,8 +143,14 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     timings["tfidf"] = time.perf_counter() - t0
 
     workers = resolve_workers(params.workers, params.model)
-    analyzer = AnalyzerConfig(
-        model=params.model, device=params.device, threads=max(1, (os.cpu_count() or 1) // workers)
+    # "auto" is resolved here, once, so the chunk cache key names the engine that really ran.
+    analyzer = resolve_engine(
+        AnalyzerConfig(
+            model=params.model,
+            device=params.device,
+            engine=params.engine,
+            threads=max(1, (os.cpu_count() or 1) // workers),
+        )
     )
     scoring = ScoringConfig(params.keyword_boost_weight, params.include_engagement)
     config_key = config_digest(
@@ -201,6 +208,8 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     signals = build_signals(params, run_date, str(clean_path), [d.output_path for d in descs], config_key)
     timings["signals"] = time.perf_counter() - t0
     chart = write_chart(storage, run_date)
+    if params.prices:
+        manifest["evaluation"] = evaluate_history(params, run_date, storage)
     manifest.update(
         signals={**signals, "chart": str(chart) if chart else None},
         status="complete",
@@ -209,6 +218,26 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     write_json_atomic(manifest, storage.manifest(run_date))
     publish_artifacts(manifest, chart)
     return manifest
+
+
+def evaluate_history(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any]:
+    """Judge the stored history of the priced symbol up to this session; report beside the signals."""
+    from flows.evaluate import evaluate_task, stored_signals
+
+    symbol = (params.price_symbol or params.symbols[0]).upper()
+    result = evaluate_task(
+        stored_signals(storage.root, symbol, run_date),
+        symbol,
+        str(params.prices),
+        params.price_columns,
+        str(storage.signals(run_date).parent / "report"),
+        params.exchange,
+        0.0,
+        5.0,
+        20,
+        20,
+    )
+    return {"symbol": symbol, "report": result["report"], "verdict": result["verdict"], "n": result["n"]}
 
 
 def publish_artifacts(manifest: dict[str, Any], chart: Path | None) -> None:

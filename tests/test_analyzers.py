@@ -57,7 +57,9 @@ def test_token_budget_batches_cover_all_and_respect_budget() -> None:
 
 
 def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> None:
-    analyzer = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), batch_tokens=64, max_batch_size=4))
+    analyzer = build_analyzer(
+        AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", batch_tokens=64, max_batch_size=4)
+    )
     texts = [("nifty " * (i % 7 + 1)) + str(i) for i in range(40)]
     together = analyzer.predict_proba(texts)
     one_by_one = np.vstack([analyzer.predict_proba([t]) for t in texts])
@@ -118,7 +120,7 @@ def test_embedded_model_accuracy_floor_on_held_out_tweets() -> None:
 
 
 def test_embedded_batching_matches_single_calls() -> None:
-    analyzer = build_analyzer(AnalyzerConfig(model="embedded"))
+    analyzer = build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32"))
     texts = [
         "Nifty to the moon, buying calls!",
         "Sensex crashes, I lost everything",

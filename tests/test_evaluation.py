@@ -111,3 +111,58 @@ def test_price_files_load_with_column_mapping() -> None:
     assert nifty.filter(pl.col("session") == date(2026, 1, 7))["close"][0] == pytest.approx(26140.75)
     spx = load_prices(SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv", "Date", "Close")
     assert spx.height > 200
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path) -> None:
+    from conftest import TABORDA_CSV
+
+    from flows.evaluate import evaluate_signals
+
+    result = evaluate_signals(
+        prices=str(SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv"),
+        symbol="ALL",
+        data_root=None,
+        input=str(TABORDA_CSV),
+        columns="id=id,created_at=created_at,text=text",
+        exchange="NYSE",
+        out_dir=str(tmp_path),
+    )
+    assert result["enough_data"] and result["n"] >= 50
+    assert result["spearman"]["ci_low"] <= result["spearman"]["value"] <= result["spearman"]["ci_high"]
+    history = pl.read_parquet(tmp_path / "signal_history.parquet")
+    assert history["n_posts"].sum() > 2500  # the deduplicated 2020 tweets
+    assert (tmp_path / "report.html").exists() and (tmp_path / "lead_lag.png").exists()
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_evaluate_one_indian_session_says_not_enough_data(tmp_path: Path, tiny_roberta: Path) -> None:
+    from conftest import KIRTI_COLUMNS, KIRTI_CSV
+
+    from flows.daily_signals import daily_signals
+    from flows.evaluate import evaluate_signals
+    from tweet_signals.params import SignalsParams
+
+    nifty = str(SHARED_DATA / "nifty50-daily" / "nifty50.csv")
+    state = daily_signals(
+        SignalsParams(
+            run_date=date(2026, 1, 7),
+            source="file",
+            input=str(KIRTI_CSV),
+            columns=KIRTI_COLUMNS,
+            model=str(tiny_roberta),
+            workers=1,
+            data_root=str(tmp_path),
+            prices=nifty,
+        ),
+        return_state=True,
+    )
+    assert state.is_completed()
+    manifest = state.result()
+    assert "Not enough data" in manifest["evaluation"]["verdict"]
+    assert (tmp_path / "signals" / "date=2026-01-07" / "report" / "report.html").exists()
+    result = evaluate_signals(
+        prices=str(SHARED_DATA / "nifty50-daily" / "nifty50.csv"), symbol="NIFTY", data_root=str(tmp_path)
+    )
+    assert not result["enough_data"] and "Not enough data" in result["verdict"]
+    assert Path(result["report"]).exists()

@@ -141,7 +141,7 @@ def test_broken_csv_quoting_and_non_utf8_jsonl_are_counted(tmp_path: Path) -> No
     jsonl.write_bytes(b'{"id": 1, "created_at": "2026-01-07T05:00:00Z", "text": "caf\xe9 \xff rally"}\n')
     result = read_posts(jsonl)
     assert result.posts["text"][0] == "caf\ufffd \ufffd rally"
-    assert result.repairs == {"R1_invalid_utf8_replaced": 2}
+    assert result.repairs == {"R1_invalid_utf8_replaced": 1}  # counted per record
 
 
 def test_wrong_types_and_corrupt_parquet_are_quarantined(tmp_path: Path) -> None:

@@ -232,6 +232,7 @@ def run(
         workers=_workers(workers),
         chunk_size=chunk_size,
         device=device,
+        engine=engine,
         data_root=data_root,
         force=force,
         naive_tz=naive_tz,

@@ -79,4 +79,9 @@ def summary_markdown(manifest: dict[str, Any], chart: Path | None) -> str:
         lines.append(f"- **signals:** `{manifest['signals']['path']}`")
     if chart is not None:
         lines += ["", f"Chart of the signal over time: [{chart.name}]({chart.resolve().as_uri()})"]
+    if manifest.get("evaluation"):
+        e = manifest["evaluation"]
+        report = Path(e["report"])
+        link = f"[report]({report.resolve().as_uri()})"
+        lines += ["", f"Evaluation of {e['symbol']} against prices: {e['verdict']} {link}"]
     return "\n".join(lines)

@@ -147,8 +147,6 @@ def normalise_record(
         raise Quarantined("bad_text", f"text is a {type(record['text']).__name__}, not a string")
     text = _text(record["text"])
     assert text is not None
-    if "\ufffd" in text:
-        stats.add("R1_invalid_utf8_replaced")
     if not text.strip():
         raise Quarantined("empty_text", "text is empty or whitespace only")
     if len(text) > MAX_TEXT_CHARS:
