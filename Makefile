@@ -19,6 +19,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy tweet_signals flows tasks
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

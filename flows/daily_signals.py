@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -59,14 +60,24 @@ def scheduled_date(exchange: str) -> date:
     return start.astimezone(calendar(exchange).tz).date()
 
 
-def chunk_runner(workers: int) -> ThreadPoolTaskRunner | ProcessPoolTaskRunner:
-    """One worker runs in-process (no pool start-up, the model loads once here); more use a pool."""
+def chunk_runner(params: SignalsParams, workers: int) -> Any:
+    """Where the chunks run. Process pool: one worker runs in-process (no pool start-up, the model
+    loads once here), more use Prefect's ProcessPoolTaskRunner. Dask: an existing cluster at
+    ``dask_address``, or a LocalCluster of ``dask_workers`` single-threaded worker processes."""
+    if params.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if params.dask_address:
+            return DaskTaskRunner(address=params.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1, "processes": True}
+        )
     if workers <= 1:
         return ThreadPoolTaskRunner(max_workers=1)
     return ProcessPoolTaskRunner(max_workers=workers)
 
 
-def run_chunks(descs: list[ChunkDescriptor], workers: int, retries: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
+def run_chunks(descs: list[ChunkDescriptor], runner: Any, retries: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """Map the chunks; wait for all of them; return the results and the failures by chunk id.
 
     Progress (chunks done / total, tweets/s) goes to a progress artifact, the run log and the
@@ -79,8 +90,9 @@ def run_chunks(descs: list[ChunkDescriptor], workers: int, retries: int) -> tupl
     if not descs:
         return results, failures
     artifact = create_progress_artifact(0.0, key=f"analyze-progress-{descs[0].run_date}", description="analyze chunks")
+    assert isinstance(artifact, UUID)  # the sync API in a sync flow
     started, computed_rows = time.perf_counter(), 0
-    with chunk_runner(workers) as runner:
+    with runner:
         futures = {runner.submit(chunk_task, parameters={"desc": d}): d for d in descs}
         for done, future in enumerate(as_completed(list(futures)), 1):
             desc = futures[future]
@@ -142,7 +154,8 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     tfidf = fit_day_tfidf(params, run_date, str(clean["digest"]))
     timings["tfidf"] = time.perf_counter() - t0
 
-    workers = resolve_workers(params.workers, params.model)
+    dask = params.task_runner == "dask"
+    workers = params.dask_workers if dask else resolve_workers(params.workers, params.model)
     # "auto" is resolved here, once, so the chunk cache key names the engine that really ran.
     analyzer = resolve_engine(
         AnalyzerConfig(
@@ -175,7 +188,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
         for i, (start, stop) in enumerate(plan_chunks(n_rows, params.chunk_size))
     ]
     t0 = time.perf_counter()
-    results, failures = run_chunks(descs, workers, params.chunk_retries)
+    results, failures = run_chunks(descs, chunk_runner(params, workers), params.chunk_retries)
     timings["analyze"] = time.perf_counter() - t0
     computed = [r for r in results if r["status"] == "computed"]
     analyze_summary = {

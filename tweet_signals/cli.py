@@ -196,6 +196,9 @@ def run(
     ] = "cardiffnlp/twitter-roberta-base-sentiment-latest",
     workers: Workers = "auto",
     chunk_size: Annotated[int, typer.Option(help="Posts per analyze task")] = 2000,
+    task_runner: Annotated[str, typer.Option(help="process (local pool) or dask")] = "process",
+    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:8786")] = None,
+    dask_workers: Annotated[int, typer.Option(help="Workers of a local Dask cluster")] = 2,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps")] = "auto",
     engine: Annotated[
         str, typer.Option(help="auto, torch-fp32, torch-bf16, torch-int8, onnx-fp32, onnx-int8")
@@ -231,6 +234,9 @@ def run(
         model=model,
         workers=_workers(workers),
         chunk_size=chunk_size,
+        task_runner=task_runner,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
         device=device,
         engine=engine,
         data_root=data_root,

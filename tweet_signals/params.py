@@ -46,6 +46,11 @@ class SignalsParams(BaseModel):
         "auto", description="Inference engine; auto picks the fastest that agrees with torch fp32"
     )
     workers: int | Literal["auto"] = Field("auto", description="Analyzer worker processes (auto: cores - 1)")
+    task_runner: Literal["process", "dask"] = Field(
+        "process", description="Where analyze chunks run: a local process pool, or a Dask cluster"
+    )
+    dask_address: str | None = Field(None, description="Existing Dask scheduler, e.g. tcp://host:8786")
+    dask_workers: int = Field(2, ge=1, description="Workers of the local Dask cluster when no address is given")
     chunk_size: int = Field(2000, ge=50, description="Posts per analyze task")
     chunk_retries: int = Field(1, ge=0, le=5, description="Retries of a failed analyze chunk")
     keyword_boost_weight: float = Field(0.2, ge=0.0, le=1.0, description="Weight of the finance-lexicon boost")

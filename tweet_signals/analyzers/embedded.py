@@ -171,7 +171,7 @@ def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolCl
     if meta.get("base_sha256") != BASE_SHA256:
         raise ModelUnavailableError(f"{adapter_path} was trained on a different encoder; retrain it.")
     tokenizer, model = build_base(verify=True)
-    add_lora(model, int(meta["rank"]), float(meta["alpha"]), 0.0)  # type: ignore[call-overload]
+    add_lora(model, int(str(meta["rank"])), float(str(meta["alpha"])), 0.0)
     state = load_file(str(adapter_path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(k for k in missing if "lora_" in k or k.startswith("classifier.")):

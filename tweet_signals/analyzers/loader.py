@@ -227,7 +227,10 @@ def resolve_engine(config: AnalyzerConfig) -> AnalyzerConfig:
         try:
             verdict = json.loads(verdict_path.read_text())
         except (OSError, json.JSONDecodeError):
-            verdict = engine_fidelity(replace(config, device=device), candidate)
+            try:
+                verdict = engine_fidelity(replace(config, device=device), candidate)
+            except (ImportError, RuntimeError, ValueError, OSError) as exc:  # engine unusable here
+                verdict = {"label_agreement": 0.0, "max_prob_diff": 1.0, "error": f"{type(exc).__name__}: {exc}"}
             verdict_path.parent.mkdir(parents=True, exist_ok=True)
             verdict_path.write_text(json.dumps(verdict))
         if verdict["label_agreement"] >= MIN_AGREEMENT and verdict["max_prob_diff"] <= MAX_PROB_DIFF:

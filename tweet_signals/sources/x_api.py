@@ -97,7 +97,8 @@ def resolve_token(secret_block: str | None = None) -> str:
     if secret_block:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(secret_block).get())
+        secret = Secret.load(secret_block)  # sync call in a sync context
+        return str(secret.get())  # type: ignore[union-attr]
     token = os.environ.get("X_BEARER_TOKEN", "")
     if not token:
         raise XApiError("no X API token: set X_BEARER_TOKEN or name a Prefect Secret block (x_token_secret)")
