@@ -195,3 +195,37 @@ def test_generated_json_records_and_pages_never_raise(tmp_path: Path, obj: objec
     path.write_text(json.dumps(obj) + "\n", encoding="utf-8")
     result = read_posts(path)
     assert result.records_in == result.posts.height + result.quarantine.height
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300), st.booleans())
+def test_garbage_parquet_never_raises(tmp_path: Path, data: bytes, with_magic: bool) -> None:
+    path = tmp_path / "garbage.parquet"
+    path.write_bytes((b"PAR1" + data + b"PAR1") if with_magic else data)
+    result = read_posts(path)
+    assert result.records_in == result.posts.height + result.quarantine.height >= 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": st.one_of(st.none(), st.integers(), st.text(max_size=8)),
+                "created_at": st.one_of(st.none(), st.text(max_size=25), st.just("2026-01-07T05:00:00Z")),
+                "text": st.one_of(st.none(), st.text(max_size=40)),
+                "like_count": st.one_of(st.none(), st.text(max_size=5), st.integers(-5, 10**6)),
+            }
+        ),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_generated_parquet_records_are_split_not_lost(tmp_path: Path, rows: list[dict[str, object]]) -> None:
+    frame = pl.DataFrame(
+        [{k: (None if v is None else str(v)) for k, v in r.items()} for r in rows],
+        schema={"id": pl.String, "created_at": pl.String, "text": pl.String, "like_count": pl.String},
+    )
+    frame.write_parquet(tmp_path / "rows.parquet")
+    result = read_posts(tmp_path / "rows.parquet")
+    assert result.records_in == len(rows) == result.posts.height + result.quarantine.height

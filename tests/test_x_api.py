@@ -122,3 +122,16 @@ def test_bad_token_fails_clearly_without_leaking(
     message = str(state.result(raise_on_failure=False))
     assert "HTTP 401" in message and "wrong-token-123" not in message
     assert len(server.requests) == 1  # refused: not retried
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_token_from_a_prefect_secret_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.blocks.system import Secret
+
+    from tweet_signals.sources.x_api import XApiError, resolve_token
+
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    Secret(value=TOKEN).save("x-bearer-token", overwrite=True)
+    assert resolve_token("x-bearer-token") == TOKEN
+    with pytest.raises(XApiError, match="X_BEARER_TOKEN"):
+        resolve_token(None)
