@@ -122,7 +122,7 @@ def test_embedded_model_accuracy_floor_on_held_out_tweets() -> None:
 def test_embedded_batching_matches_single_calls() -> None:
     analyzer = build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32"))
     texts = [
-        "Nifty to the moon, buying calls!",
+        "Great news! Nifty rallies to a record high, so happy with my profits",
         "Sensex crashes, I lost everything",
         "Markets open at 9:15",
         "x " * 300,

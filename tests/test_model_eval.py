@@ -64,3 +64,11 @@ def test_evaluate_model_cli_csv_table() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "macro recall" in result.stdout and "confusion" in result.stdout
+
+
+def test_evaluate_model_on_the_training_held_out_split() -> None:
+    result = CliRunner().invoke(app, ["evaluate-model", "--held-out", "general", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["n"] == 400  # 20% of TweetEval val, as training held it out
+    assert out["macro_recall"] >= 0.58

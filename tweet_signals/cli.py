@@ -349,6 +349,9 @@ def evaluate_model(
     label_column: str = "label",
     label_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=neutral,2=positive")] = None,
     model: Annotated[str, typer.Option(help="'embedded' or a local Hugging Face model directory")] = "embedded",
+    held_out: Annotated[
+        str | None, typer.Option(help="general or finance: the embedded model's held-out split in ../shared/data")
+    ] = None,
     as_json: JsonOut = False,
 ) -> None:
     """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts."""
@@ -357,14 +360,22 @@ def evaluate_model(
     from tweet_signals.model_eval import compute_metrics, map_labels, parse_label_map, read_labelled_csv, read_lines
 
     try:
-        if csv_path is not None:
+        if held_out is not None:
+            from tweet_signals.training import held_out_set
+
+            split = held_out_set(held_out)
+            items, raw = split.texts, [LABELS[y] for y in split.labels]
+        elif csv_path is not None:
             items, raw = read_labelled_csv(csv_path, text_column, label_column)
         elif texts is not None and labels is not None:
             items, raw = read_lines(texts), read_lines(labels)
             if len(items) != len(raw):
                 _fail(f"{texts} has {len(items)} lines but {labels} has {len(raw)}")
         else:
-            _fail("give --texts FILE --labels FILE, or --csv FILE --text-column NAME --label-column NAME")
+            _fail(
+                "give --texts FILE --labels FILE, --csv FILE --text-column NAME --label-column NAME, "
+                "or --held-out general|finance"
+            )
         truth = map_labels(raw, parse_label_map(label_map))
         analyzer = build_analyzer(AnalyzerConfig(model=model))
     except (ValueError, OSError, ModelUnavailableError) as exc:
