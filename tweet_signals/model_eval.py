@@ -31,7 +31,7 @@ class Metrics:
         }
 
 
-def compute_metrics(true: Sequence[int], pred: Sequence[int]) -> Metrics:
+def compute_metrics(true: Sequence[int] | np.ndarray, pred: Sequence[int] | np.ndarray) -> Metrics:
     """Accuracy, macro recall (TweetEval's official metric), macro F1 and confusion matrix.
 
     Classes absent from the true labels are left out of the macro averages.
