@@ -126,10 +126,11 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
     storage = Storage(Path(params.data_root))
     try:
         return _process_session(params, run_date, storage)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C and cancellation too
         # The manifest must never say "running" for a run that died: a backfill trusts it.
         manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
-        manifest.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        manifest.update(status=status, error=f"{type(exc).__name__}: {exc}")
         write_json_atomic(manifest, storage.manifest(run_date))
         raise
 

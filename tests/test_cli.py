@@ -77,3 +77,47 @@ def test_run_command_on_indian_csv_with_summary(tmp_path: Path, tiny_roberta: Pa
     )
     assert bad.returncode == 2
     assert "--model embedded" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_interrupted_run_resumes_without_recomputing_finished_chunks(tmp_path: Path, prefect_server: str) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    args = [
+        *CLI,
+        "run",
+        "--date",
+        "2026-01-07",
+        "--source",
+        "synthetic",
+        "--model",
+        "embedded",
+        "--engine",
+        "torch-fp32",
+        "--workers",
+        "1",
+        "--chunk-size",
+        "100",
+        "--data-root",
+        str(tmp_path),
+        "--json",
+    ]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunks = tmp_path / "analyzed" / "date=2026-01-07"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(chunks.glob("*/chunk-*.parquet"))) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # as Ctrl-C would
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    manifest = json.loads((tmp_path / "runs" / "date=2026-01-07" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    finished = len(list(chunks.glob("*/chunk-*.parquet")))
+    assert finished >= 2
+
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    analyze = json.loads(done.stdout)["runs"][0]["analyze"]
+    assert analyze["reused"] == finished and analyze["computed"] == analyze["chunks"] - finished

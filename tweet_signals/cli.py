@@ -51,14 +51,33 @@ def _workers(value: str) -> int | str:
 
 def _run_flow(fn: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any, str]:
     """Run a flow against a Prefect API; return (ok, result, message) instead of raising."""
+    import signal
+
     from tweet_signals.prefect_local import prefect_api
 
-    with prefect_api():
-        state = fn(*args, return_state=True, **kwargs)
-        try:
-            result = state.result(raise_on_failure=False)
-        except Exception as exc:  # the result itself failed to load
-            result = exc
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        with prefect_api():
+            state = fn(*args, return_state=True, **kwargs)
+            try:
+                result = state.result(raise_on_failure=False)
+            except Exception as exc:  # the result itself failed to load
+                result = exc
+    except BaseException:
+        # Ctrl-C reaches the temporary API server too (same process group), so what follows an
+        # interrupt is a cascade of connection errors: report the interrupt, not them.
+        if not interrupted:
+            raise
+        console.print("[bold]interrupted[/]: finished chunks are kept; run the same command again to continue")
+        sys.stderr.flush()
+        os._exit(130)  # skip exit handlers that would flush logs to the stopped server
     if isinstance(result, ModelUnavailableError):
         _fail(str(result))
     if state.is_completed():
