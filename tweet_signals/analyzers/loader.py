@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -246,7 +246,3 @@ def load_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
 
 def config_digest(fields: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def analyzer_config_dict(config: AnalyzerConfig) -> dict[str, object]:
-    return asdict(config)
