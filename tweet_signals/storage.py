@@ -105,12 +105,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def file_digest(path: Path) -> str:
-    """Content hash of a stage output: downstream outputs record it to know they are current."""
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a stage output: downstream outputs record it to know they are current."""
+    return sha256_file(path)[:16]

