@@ -7,7 +7,6 @@ import os
 import time
 from dataclasses import asdict
 from datetime import date
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +25,7 @@ from tasks.analyze import analyze_chunk_task
 from tasks.clean import dedupe, fit_day_tfidf
 from tasks.collect import collect
 from tasks.signals import build_signals
-from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, plan_chunks
+from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, peak_rss_mb, plan_chunks
 from tweet_signals.analyzers.loader import (
     AnalyzerConfig,
     check_model_available,
@@ -37,7 +36,7 @@ from tweet_signals.analyzers.loader import (
 from tweet_signals.params import SignalsParams, resolve_workers
 from tweet_signals.report import summary_markdown, write_chart
 from tweet_signals.sessions import calendar, is_session
-from tweet_signals.storage import Storage, read_json, write_json_atomic
+from tweet_signals.storage import AnyPath, Storage, read_json, write_json_atomic
 
 PROGRESS = logging.getLogger("tweet_signals.progress")
 
@@ -123,7 +122,7 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
         return Completed(message=message, data={"run_date": str(run_date), "status": "skipped"})
     # Fail before anything is written when the model cannot be loaded.
     check_model_available(params.model)
-    storage = Storage(Path(params.data_root))
+    storage = Storage.at(params.data_root)
     try:
         return _process_session(params, run_date, storage)
     except BaseException as exc:  # Ctrl-C and cancellation too
@@ -156,7 +155,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     timings["tfidf"] = time.perf_counter() - t0
 
     dask = params.task_runner == "dask"
-    workers = params.dask_workers if dask else resolve_workers(params.workers, params.model)
+    workers = params.dask_workers if dask else resolve_workers(params.workers, params.model, params.device)
     # "auto" is resolved here, once, so the chunk cache key names the engine that really ran.
     analyzer = resolve_engine(
         AnalyzerConfig(
@@ -228,6 +227,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
         signals={**signals, "chart": str(chart) if chart else None},
         status="complete",
         timings={k: round(v, 3) for k, v in timings.items()},
+        coordinator_peak_rss_mb=peak_rss_mb(),  # this process: the flow, never the chunk workers
     )
     write_json_atomic(manifest, storage.manifest(run_date))
     publish_artifacts(manifest, chart)
@@ -254,7 +254,7 @@ def evaluate_history(params: SignalsParams, run_date: date, storage: Storage) ->
     return {"symbol": symbol, "report": result["report"], "verdict": result["verdict"], "n": result["n"]}
 
 
-def publish_artifacts(manifest: dict[str, Any], chart: Path | None) -> None:
+def publish_artifacts(manifest: dict[str, Any], chart: AnyPath | None) -> None:
     """The run summary and the signals table, as Prefect artifacts keyed by date."""
     import polars as pl
 
@@ -266,5 +266,5 @@ def publish_artifacts(manifest: dict[str, Any], chart: Path | None) -> None:
 
 
 def manifest_complete(data_root: str, run_date: date) -> bool:
-    manifest = read_json(Storage(Path(data_root)).manifest(run_date))
+    manifest = read_json(Storage.at(data_root).manifest(run_date))
     return bool(manifest and manifest.get("status") == "complete")

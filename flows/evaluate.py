@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,15 @@ from tweet_signals.eval_report import write_report
 from tweet_signals.evaluation import align_next_return, evaluate_signal, load_prices, rolling_features
 from tweet_signals.sessions import sessions_between
 from tweet_signals.signals import SIGNALS_SCHEMA
+from tweet_signals.storage import AnyPath, glob, link, location, publish, uri
 
 
-def stored_signals(data_root: Path, symbol: str, until: date | None = None) -> pl.DataFrame:
+def stored_signals(data_root: AnyPath, symbol: str, until: date | None = None) -> pl.DataFrame:
     """A symbol's signals from every stored session (up to ``until``)."""
-    parts = sorted(data_root.glob("signals/date=*/signals.parquet"))
+    parts = glob(data_root, "signals/date=*/signals.parquet")
     if until is not None:
         parts = [p for p in parts if date.fromisoformat(p.parent.name.removeprefix("date=")) <= until]
-    frames = [pl.read_parquet(p).filter(pl.col("symbol") == symbol) for p in parts]
+    frames = [pl.read_parquet(uri(p)).filter(pl.col("symbol") == symbol) for p in parts]
     return pl.concat(frames) if frames else pl.DataFrame(schema=SIGNALS_SCHEMA)
 
 
@@ -72,7 +74,9 @@ def evaluate_task(
     mapping = {"date": "Date", "close": "Close", **parse_column_map(price_columns)}
     prices = load_prices(Path(prices_path), mapping["date"], mapping["close"])
     history = rolling_features(with_empty_sessions(signals, symbol, exchange), window)
-    out = Path(out_dir)
+    target = location(out_dir)
+    # Reports are written on a local disk; for an object-store target they are uploaded after.
+    out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
     out.mkdir(parents=True, exist_ok=True)
     history.write_parquet(out / "signal_history.parquet")
     aligned = align_next_return(history, prices)
@@ -86,13 +90,17 @@ def evaluate_task(
         "last session": str(history["session"].max()) if history.height else "-",
         "model": str(history["model_id"].drop_nulls().first()) if history.height else "-",
     }
-    report = write_report(out, symbol, aligned, evaluation, context)
+    report: AnyPath = write_report(out, symbol, aligned, evaluation, context)
+    if not isinstance(target, Path):
+        for produced in sorted(out.rglob("*")):
+            if produced.is_file():
+                publish(produced, target / produced.relative_to(out).as_posix())
+        report = target / report.name
     summary = evaluation.as_dict()
     summary.get("strategy", {}).pop("equity", None)
     summary.get("strategy", {}).pop("buy_and_hold", None)
     create_markdown_artifact(
-        f"# Signal evaluation: {symbol}\n\n{evaluation.verdict}\n\n"
-        f"Report: [{report.name}]({report.resolve().as_uri()})",
+        f"# Signal evaluation: {symbol}\n\n{evaluation.verdict}\n\nReport: [{report.name}]({link(report)})",
         key=f"evaluation-{symbol.lower()}",
         description="signal vs prices",
     )
@@ -121,10 +129,10 @@ def evaluate_signals(
     if input:
         signals = signals_from_file(Path(input), columns, symbol, model, exchange)
     elif data_root:
-        signals = stored_signals(Path(data_root), symbol, until)
+        signals = stored_signals(location(data_root), symbol, until)
     else:
         raise ValueError("give data_root (stored signals) or input (a posts file)")
-    target = out_dir or str(Path(data_root or ".") / "reports" / symbol.lower())
+    target = out_dir or str(location(data_root or ".") / "reports" / symbol.lower())
     return evaluate_task(
         signals, symbol, prices, price_columns, target, exchange, threshold, cost_bps, min_sessions, window
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -14,7 +15,14 @@ from prefect.states import State
 
 from tasks.clean import run_aliases
 from tweet_signals.params import SignalsParams
-from tweet_signals.schema import NormaliseStats, Quarantined, normalise_record, posts_frame, quarantine_frame
+from tweet_signals.schema import (
+    NormaliseStats,
+    Quarantined,
+    empty_posts,
+    normalise_record,
+    posts_frame,
+    quarantine_frame,
+)
 from tweet_signals.sessions import NotASessionError, session_window
 from tweet_signals.sources.files import ReadResult, parse_column_map, read_posts
 from tweet_signals.sources.synthetic import generate_posts
@@ -28,7 +36,7 @@ from tweet_signals.sources.x_api import (
     resolve_token,
     search_terms,
 )
-from tweet_signals.storage import Storage, parquet_metadata, write_parquet_atomic
+from tweet_signals.storage import ParquetStreamWriter, Storage, parquet_metadata, write_parquet_atomic
 
 
 class EmptyDayError(RuntimeError):
@@ -50,9 +58,20 @@ class CollectResult:
         return asdict(self)
 
 
+def x_pages_dir(params: SignalsParams, run_date: date) -> Path:
+    """Where fetched X pages and the resume state live: ``raw/date=D/pages/`` under a local data
+    root; for an object-store root, a local staging folder (the collected Parquet goes remote)."""
+    storage = Storage.at(params.data_root)
+    pages = storage.raw_pages(run_date)
+    if isinstance(pages, Path):
+        return pages
+    cache = Path(os.environ.get("TWEET_SIGNALS_CACHE", Path.home() / ".cache" / "tweet-signals"))
+    root_key = hashlib.sha256(str(storage.root).encode()).hexdigest()[:12]
+    return cache / "x-pages" / root_key / f"date={run_date.isoformat()}"
+
+
 def fetch_x(params: SignalsParams, run_date: date) -> FetchReport:
-    """Fetch the session window from the X API into ``raw/date=D/pages/`` (resuming)."""
-    storage = Storage(Path(params.data_root))
+    """Fetch the session window from the X API into ``x_pages_dir`` (resuming)."""
     settings = XApiSettings(
         base_url=params.x_base_url or os.environ.get("TWEET_SIGNALS_X_BASE_URL") or DEFAULT_BASE_URL,
         endpoint=params.x_endpoint,
@@ -61,25 +80,54 @@ def fetch_x(params: SignalsParams, run_date: date) -> FetchReport:
     )
     query = build_query(search_terms(run_aliases(params)), params.queries)
     start, end = session_window(run_date, params.exchange)
-    return fetch_window(resolve_token(params.x_token_secret), query, start, end, storage.raw_pages(run_date), settings)
+    pages = x_pages_dir(params, run_date)
+    return fetch_window(resolve_token(params.x_token_secret), query, start, end, pages, settings)
 
 
 def read_source(params: SignalsParams, run_date: date) -> ReadResult:
     if params.source == "x":
-        pages = Storage(Path(params.data_root)).raw_pages(run_date)
+        pages = x_pages_dir(params, run_date)
         return read_posts(pages, {}, "x") if pages.is_dir() else ReadResult(posts_frame([]), quarantine_frame([]), 0)
     if params.source == "file":
         if not params.input:
             raise ValueError("source=file needs an input path (--input)")
         return read_posts(Path(params.input), parse_column_map(params.columns), "file", params.naive_tz)
+    raise ValueError(f"unknown source {params.source!r}")
+
+
+# Synthetic days are generated and written this many posts at a time: a million-post day never
+# sits in memory as Python records.
+SYNTHETIC_BATCH = 50_000
+
+
+def write_synthetic(params: SignalsParams, run_date: date, path: Path) -> dict[str, object]:
+    """Generate the session's synthetic posts straight into ``path``, batch by batch."""
     stats = NormaliseStats()
-    rows = []
-    for record in generate_posts(run_date, params.synthetic_posts, params.symbols, params.seed, params.exchange):
-        try:
-            rows.append(normalise_record(record, "synthetic", stats))
-        except Quarantined as exc:  # pragma: no cover - the generator writes valid records
-            raise AssertionError(f"generator wrote an invalid record: {exc}") from exc
-    return ReadResult(posts_frame(rows), quarantine_frame([]), len(rows), stats.repairs)
+    counts: dict[str, object] = {"records_in": 0, "posts": 0, "out_of_window": 0, "quarantined": 0}
+    batch: list[dict[str, object]] = []
+
+    def flush(writer: ParquetStreamWriter) -> None:
+        inside, outside = split_window(posts_frame(batch), run_date, params.exchange)
+        writer.write(inside)
+        counts["records_in"] = int(counts["records_in"]) + len(batch)  # type: ignore[call-overload]
+        counts["posts"] = int(counts["posts"]) + inside.height  # type: ignore[call-overload]
+        counts["out_of_window"] = int(counts["out_of_window"]) + outside  # type: ignore[call-overload]
+        batch.clear()
+
+    with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
+        for record in generate_posts(run_date, params.synthetic_posts, params.symbols, params.seed, params.exchange):
+            try:
+                batch.append(normalise_record(record, "synthetic", stats))
+            except Quarantined as exc:  # pragma: no cover - the generator writes valid records
+                raise AssertionError(f"generator wrote an invalid record: {exc}") from exc
+            if len(batch) == SYNTHETIC_BATCH:
+                flush(writer)
+        flush(writer)
+        counts.update(repairs=stats.repairs, x_api=None)
+        if counts["posts"] == 0:
+            raise EmptyDayError(f"No synthetic posts fall in session {run_date}'s window.")
+        writer.close({"counts": counts, "source": params.source})
+    return counts
 
 
 def split_window(posts: pl.DataFrame, run_date: date, exchange: str) -> tuple[pl.DataFrame, int]:
@@ -103,11 +151,13 @@ def retry_if_transient(task: object, task_run: object, state: State) -> bool:
 
 @task(name="collect", retries=3, retry_delay_seconds=[2, 10, 60], retry_condition_fn=retry_if_transient)
 def collect(params: SignalsParams, run_date: date) -> CollectResult:
-    storage = Storage(Path(params.data_root))
+    storage = Storage.at(params.data_root)
     path = storage.raw(run_date)
     meta = parquet_metadata(path)
     if meta is not None and not params.force:
         return CollectResult(str(path), "reused", **meta["counts"])
+    if params.source == "synthetic":
+        return CollectResult(str(path), "collected", **write_synthetic(params, run_date, path))  # type: ignore[arg-type]
     fetched = fetch_x(params, run_date).as_dict() if params.source == "x" else None
     result = read_source(params, run_date)
     posts, out_of_window = split_window(result.posts, run_date, params.exchange)

@@ -56,6 +56,26 @@ def test_token_budget_batches_cover_all_and_respect_budget() -> None:
     assert sorted(seen) == list(range(500))
 
 
+@pytest.mark.parametrize("model", ["tiny", "embedded"])
+def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tiny_roberta: Path) -> None:
+    analyzer = build_analyzer(
+        AnalyzerConfig(model=str(tiny_roberta) if model == "tiny" else "embedded", engine="torch-fp32")
+    )
+    texts = [
+        "Nifty up 1.2% 🚀 @bob https://t.co/x",
+        "",
+        "a " * 400,
+        "Sensex ↓ — bears win",
+        "  spaced   out  ",
+        "nifty up " * 300,
+    ]
+    prepared = [preprocess_text(t) for t in texts]
+    expected = analyzer.tokenizer(prepared, truncation=True, max_length=128)  # type: ignore[operator]
+    assert analyzer.encode(texts) == list(expected["input_ids"])
+    if model == "embedded":  # WordPiece: long texts are cut at max_length
+        assert max(len(ids) for ids in analyzer.encode(texts)) == 128
+
+
 def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> None:
     analyzer = build_analyzer(
         AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", batch_tokens=64, max_batch_size=4)

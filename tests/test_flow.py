@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 def _run(**fields: Any) -> tuple[Any, dict[str, Any] | None]:
     params = SignalsParams(**fields)
     state = daily_signals(params, return_state=True)
-    manifest = read_json(Storage(Path(params.data_root)).manifest(params.run_date))  # type: ignore[arg-type]
+    manifest = read_json(Storage.at(params.data_root).manifest(params.run_date))  # type: ignore[arg-type]
     return state, manifest
 
 

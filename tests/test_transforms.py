@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tweet_signals.analysis import engagement_weight, plan_chunks
@@ -137,3 +140,42 @@ def test_signals_formulas_and_empty_symbols() -> None:
     assert nifty["signal"] == "insufficient"  # under min_posts (5)
     assert sensex["n_bearish"] == 1 and sensex["agreement"] == pytest.approx(1.0)
     assert bank["n_posts"] == 0 and bank["agreement"] is None and bank["signal"] == "insufficient"
+
+
+def test_tfidf_fit_sample_is_exact_for_small_days_and_bounded_for_large(tmp_path: Path) -> None:
+    from tweet_signals.tfidf import fit_sample
+
+    path = tmp_path / "clean.parquet"
+    pl.DataFrame({"id": [str(i) for i in range(1000)], "text": [f"post {i}" for i in range(1000)]}).write_parquet(path)
+    texts, total = fit_sample(path, max_docs=5000)
+    assert total == 1000 and sorted(texts) == sorted(f"post {i}" for i in range(1000))
+    sample, total = fit_sample(path, max_docs=100)
+    assert total == 1000 and len(sample) == 100 == len(set(sample))
+    assert fit_sample(path, max_docs=100)[0] == sample  # deterministic
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"aZ 9.,#$@:/_-…!é\t\nRT", "http://x.y/z", "RT @bob: ", "www.a.b"])).map("".join))
+def test_vectorised_near_duplicate_key_equals_the_python_rule(text: str) -> None:
+    from tweet_signals.dedupe import near_duplicate_key
+
+    assert pl.select(near_duplicate_key(pl.lit(text))).item() == normalise_text(text)
+
+
+def test_dedupe_file_streams_the_same_survivors_as_dedupe_posts(tmp_path: Path, monkeypatch) -> None:
+    from tweet_signals import dedupe
+    from tweet_signals.schema import NormaliseStats, normalise_record, posts_frame
+    from tweet_signals.sources.synthetic import generate_posts
+
+    monkeypatch.setattr(dedupe, "WRITE_BATCH", 500)  # several batches
+    stats_in = NormaliseStats()
+    posts = posts_frame([normalise_record(r, "synthetic", stats_in) for r in generate_posts(date(2026, 1, 7), 3000)])
+    raw = tmp_path / "raw.parquet"
+    posts.write_parquet(raw, row_group_size=700)
+    in_memory, stats = dedupe_posts(posts, ALIASES)
+    rows, streamed_stats = dedupe.dedupe_file(raw, tmp_path / "clean.parquet", ALIASES, {"key": 1})
+    streamed = pl.read_parquet(tmp_path / "clean.parquet")
+    assert stats == streamed_stats and rows == streamed.height == in_memory.height
+    assert 0.8 * posts.height < rows < posts.height  # retweets and copies go, distinct posts stay
+    assert streamed.sort("created_at", "id").equals(in_memory)
+    assert streamed["id"].to_list() == sorted(streamed["id"].to_list())  # collection order

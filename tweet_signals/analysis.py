@@ -11,7 +11,6 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -19,7 +18,7 @@ import polars as pl
 from tweet_signals.analyzers import loader
 from tweet_signals.analyzers.base import LABELS, Analyzer
 from tweet_signals.lexicon import keyword_boost
-from tweet_signals.storage import parquet_metadata, write_parquet_atomic
+from tweet_signals.storage import location, parquet_metadata, write_parquet_atomic
 from tweet_signals.tfidf import TfidfModel, load_tfidf
 
 ANALYZED_SCHEMA: dict[str, pl.DataType] = {
@@ -119,7 +118,7 @@ class ChunkResult:
 def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
     """Compute one chunk unless a complete output for the same config already exists."""
     started = time.perf_counter()
-    output = Path(desc.output_path)
+    output = location(desc.output_path)
     meta = parquet_metadata(output)
     if meta is not None and meta.get("config_key") == desc.config_key and meta.get("rows") == desc.stop - desc.start:
         return ChunkResult(

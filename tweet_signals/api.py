@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
@@ -44,8 +45,12 @@ def analyze_posts_with_stats(
     device: str = "auto",
     engine: str = "auto",
     chunk_size: int = 2000,
+    timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, list[ChunkResult]]:
-    """``analyze_posts`` plus each chunk's result (worker pid, seconds, peak memory)."""
+    """``analyze_posts`` plus each chunk's result (worker pid, seconds, peak memory). ``timings``,
+    when given, receives the seconds of ``prepare`` (posts written, TF-IDF fitted) and of
+    ``analyze`` (the chunks on the pool: start-up, model loading, scoring, Parquet writes)."""
+    started = time.perf_counter()
     check_model_available(model)
     frame = posts.with_columns(
         [
@@ -83,11 +88,14 @@ def analyze_posts_with_stats(
             )
             for i, (start, stop) in enumerate(plan_chunks(frame.height, chunk_size))
         ]
+        mapped = time.perf_counter()
         if workers == 1 or len(descs) <= 1:
             results = [analyze_chunk(d) for d in descs]
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 results = list(pool.map(analyze_chunk, descs))
+        if timings is not None:
+            timings.update(prepare=mapped - started, analyze=time.perf_counter() - mapped)
         if not results:
             return posts, []
         analyzed = pl.concat([pl.read_parquet(r.output_path) for r in results])

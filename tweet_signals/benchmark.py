@@ -27,20 +27,23 @@ ROBERTA = "roberta-base"
 EMBEDDED = "embedded"
 
 
-def build_random_roberta_base(target: Path) -> Path:
+def build_random_roberta_base(target: Path, tokenizer_dir: Path | None = None) -> Path:
     """RoBERTa-base (12 layers, 768 hidden) with random weights, saved like a hub model.
 
     Speed only: no pretrained RoBERTa is reachable offline. It uses the packaged MiniLM
-    WordPiece tokenizer (30,522 tokens), whose tweet lengths are close to RoBERTa's BPE.
+    WordPiece tokenizer (30,522 tokens; or the one in ``tokenizer_dir``), whose tweet lengths
+    are close to RoBERTa's BPE.
     """
     import torch
     from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
 
-    from tweet_signals.analyzers.embedded import base_model_dir
-
     if (target / "config.json").is_file():
         return target
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir()), local_files_only=True)
+    if tokenizer_dir is None:
+        from tweet_signals.analyzers.embedded import base_model_dir
+
+        tokenizer_dir = base_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     torch.manual_seed(0)
     config = RobertaConfig(
         vocab_size=tokenizer.vocab_size,
@@ -67,39 +70,39 @@ def _peak_rss_mb() -> float:
 _LOOP_MODEL: Any = None
 
 
-def _loop_init(model_path: str, threads: int) -> None:
+def _loop_init(model_path: str, threads: int, device: str = "cpu") -> None:
     global _LOOP_MODEL
     import torch
 
     from tweet_signals.analyzers.loader import AnalyzerConfig, _load_torch
 
     torch.set_num_threads(threads)
-    tokenizer, module, _, _, _, hf_output = _load_torch(AnalyzerConfig(model=model_path), "cpu")
-    _LOOP_MODEL = (tokenizer, module, hf_output)
+    tokenizer, module, _, _, _, hf_output = _load_torch(AnalyzerConfig(model=model_path), device)
+    _LOOP_MODEL = (tokenizer, module.to(device), hf_output, device)
 
 
 def _loop_one(text: str) -> list[float]:
     import torch
 
-    tokenizer, module, hf_output = _LOOP_MODEL
+    tokenizer, module, hf_output, device = _LOOP_MODEL
     encoded = tokenizer(text, return_tensors="pt", truncation=True, max_length=128)
     with torch.no_grad():
-        out = module(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
+        out = module(input_ids=encoded["input_ids"].to(device), attention_mask=encoded["attention_mask"].to(device))
         logits = out.logits if hf_output else out
     return torch.softmax(logits, -1)[0].tolist()
 
 
-def _run_loop(model_path: str, texts: list[str], workers: int) -> dict[str, Any]:
+def _run_loop(model_path: str, texts: list[str], workers: int, device: str) -> dict[str, Any]:
     """Time the loop itself; model loading and pool start-up are left out (kind to the baseline)."""
     if workers == 1:
-        _loop_init(model_path, os.cpu_count() or 1)
+        _loop_init(model_path, os.cpu_count() or 1, device)
         _loop_one(texts[0])
         started = time.perf_counter()
         probs = [_loop_one(t) for t in texts]
         seconds = time.perf_counter() - started
         rss = _peak_rss_mb()
     else:
-        with multiprocessing.get_context("spawn").Pool(workers, _loop_init, (model_path, 1)) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, _loop_init, (model_path, 1, device)) as pool:
             pool.map(_loop_one, texts[:workers], chunksize=1)  # every worker has loaded its model
             started = time.perf_counter()
             probs = pool.map(_loop_one, texts, chunksize=8)
@@ -116,25 +119,67 @@ def _child_rss(_: int) -> float:
 # --- (3): our analyze stage ---------------------------------------------------------------------
 
 
-def _run_stage(model_path: str, texts: list[str], engine: str, workers: int) -> dict[str, Any]:
+def _run_stage(model_path: str, texts: list[str], engine: str, workers: int, device: str) -> dict[str, Any]:
     import polars as pl
 
     from tweet_signals.api import analyze_posts_with_stats
 
     posts = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
-    started = time.perf_counter()
+    timings: dict[str, float] = {}
     out, chunks = analyze_posts_with_stats(
-        posts, model=model_path, workers=workers, engine=engine, chunk_size=max(100, len(texts) // 8)
+        posts,
+        model=model_path,
+        workers=workers,
+        engine=engine,
+        device=device,
+        chunk_size=max(100, len(texts) // (4 * workers)),
+        timings=timings,
     )
-    seconds = time.perf_counter() - started
+    seconds = timings["analyze"]  # the stage as the flow runs it; TF-IDF is fitted before it
     probs = out.select("p_negative", "p_neutral", "p_positive").to_numpy()
     return {"seconds": seconds, "peak_rss_mb": max(c.peak_rss_mb for c in chunks), "probs": probs}
 
 
-def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers: int) -> dict[str, Any]:
+def _run_bare(model_path: str, texts: list[str], engine: str, device: str) -> dict[str, Any]:
+    """The model alone on the stage's batches: texts tokenised, padded and (on a GPU) copied to
+    the device before the clock starts; only the forward passes are timed."""
+    import torch
+
+    from tweet_signals.analyzers.engines import TorchLogits
+    from tweet_signals.analyzers.loader import AnalyzerConfig, build_analyzer
+
+    analyzer = build_analyzer(
+        AnalyzerConfig(model=model_path, engine=engine, device=device, threads=os.cpu_count() or 1)
+    )
+    batches = [(ids, mask) for _, ids, mask in analyzer.padded_batches(analyzer.encode(texts))]
+    run = analyzer.logits_fn
+    if isinstance(run, TorchLogits) and run.device != "cpu":
+        on_device = [(torch.from_numpy(i).to(run.device), torch.from_numpy(m).to(run.device)) for i, m in batches]
+        with torch.inference_mode():
+            for dev_ids, dev_mask in on_device[:3]:  # warm-up: kernels chosen, memory pools filled
+                run.module(dev_ids, dev_mask)
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for dev_ids, dev_mask in on_device:
+                run.module(dev_ids, dev_mask)
+            torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+    else:
+        for ids, mask in batches[:3]:
+            run(ids, mask)
+        started = time.perf_counter()
+        for ids, mask in batches:
+            run(ids, mask)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "probs": None, "batches": len(batches)}
+
+
+def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers: int, device: str) -> dict[str, Any]:
     if kind == "loop":
-        return _run_loop(model_path, texts, workers)
-    return _run_stage(model_path, texts, engine, workers)
+        return _run_loop(model_path, texts, workers, device)
+    if kind == "bare":
+        return _run_bare(model_path, texts, engine, device)
+    return _run_stage(model_path, texts, engine, workers, device)
 
 
 def _in_fresh_process(*args: Any) -> dict[str, Any]:
@@ -154,6 +199,9 @@ class Row:
     label_agreement: float | None = None
     max_prob_diff: float | None = None
     n: int = 0
+    kind: str = "stage"  # loop: one tweet per call | stage: our analyze stage | bare: the model alone
+    device: str = "cpu"
+    share_of_bare: float | None = None  # stage throughput / bare throughput, same engine and run
 
 
 def run_benchmark(
@@ -163,41 +211,79 @@ def run_benchmark(
     workers: Sequence[int] = (1, 2),
     loop_n: int = 200,
     progress: Any = print,
+    device: str = "cpu",
+    bare: bool = False,
+    pool_workers: int = 0,
+    tokenizer_dir: Path | None = None,
 ) -> list[Row]:
-    """Measure every row; fidelity of each engine against torch fp32 on the embedded model."""
+    """Measure every row; fidelity of each engine against torch fp32 on the embedded model
+    (when it is among ``models``). ``bare`` adds the model alone on the same batches per engine."""
     texts = list(texts)
     rows: list[Row] = []
     fidelity: dict[str, tuple[float, float]] = {}
+    cores = os.cpu_count() or 1
+
+    def add(row: Row) -> None:
+        rows.append(row)
+        progress(row)
+
     with tempfile.TemporaryDirectory(prefix="tweet-signals-bench-") as tmp:
-        paths = {ROBERTA: str(build_random_roberta_base(Path(tmp) / "roberta-base")), EMBEDDED: EMBEDDED}
-        for model in (EMBEDDED, *[m for m in models if m != EMBEDDED]):  # embedded first: fidelity
-            path = paths[model]
+        ordered = sorted(models, key=lambda m: m != EMBEDDED)  # embedded first: it measures fidelity
+        for model in ordered:
+            path = EMBEDDED if model == EMBEDDED else str(build_random_roberta_base(Path(tmp) / model, tokenizer_dir))
             loop_texts = texts[:loop_n]
-            base = _in_fresh_process("loop", path, loop_texts, "", 1)
+            base = _in_fresh_process("loop", path, loop_texts, "", 1, device)
             base_rate = len(loop_texts) / base["seconds"]
-            rows.append(
-                Row(model, "one-per-call", 1, round(base_rate, 1), 1.0, round(base["peak_rss_mb"]), n=len(loop_texts))
+            add(
+                Row(
+                    model,
+                    "one-per-call",
+                    1,
+                    round(base_rate, 1),
+                    1.0,
+                    round(base["peak_rss_mb"]),
+                    n=len(loop_texts),
+                    kind="loop",
+                    device=device,
+                )
             )
-            progress(rows[-1])
-            cores = os.cpu_count() or 1
-            pooled = _in_fresh_process("loop", path, loop_texts, "", cores)
+            pool_size = pool_workers or cores
+            pooled = _in_fresh_process("loop", path, loop_texts, "", pool_size, device)
             rate = len(loop_texts) / pooled["seconds"]
-            rows.append(
+            add(
                 Row(
                     model,
                     "one-per-call-pool",
-                    cores,
+                    pool_size,
                     round(rate, 1),
                     round(rate / base_rate, 2),
                     round(pooled["peak_rss_mb"]),
                     n=len(loop_texts),
+                    kind="loop",
+                    device=device,
                 )
             )
-            progress(rows[-1])
             reference: np.ndarray | None = None
             for engine in engines:
+                bare_rate: float | None = None
+                if bare:
+                    measured = _in_fresh_process("bare", path, texts, engine, 1, device)
+                    bare_rate = len(texts) / measured["seconds"]
+                    add(
+                        Row(
+                            model,
+                            engine,
+                            1,
+                            round(bare_rate, 1),
+                            round(bare_rate / base_rate, 2),
+                            round(measured["peak_rss_mb"]),
+                            n=len(texts),
+                            kind="bare",
+                            device=device,
+                        )
+                    )
                 for w in workers:
-                    result = _in_fresh_process("stage", path, texts, engine, w)
+                    result = _in_fresh_process("stage", path, texts, engine, w, device)
                     rate = len(texts) / result["seconds"]
                     if model == EMBEDDED and engine == "torch-fp32" and reference is None:
                         reference = result["probs"]
@@ -208,7 +294,7 @@ def run_benchmark(
                             float(np.abs(probs - reference).max()),
                         )
                     agree = fidelity.get(engine) if engine != "torch-fp32" else None
-                    rows.append(
+                    add(
                         Row(
                             model,
                             engine,
@@ -219,7 +305,8 @@ def run_benchmark(
                             round(agree[0], 4) if agree else None,
                             round(agree[1], 4) if agree else None,
                             len(texts),
+                            device=device,
+                            share_of_bare=round(rate / bare_rate, 3) if bare_rate else None,
                         )
                     )
-                    progress(rows[-1])
-    return [r for r in rows if r.model in models]
+    return rows

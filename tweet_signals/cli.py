@@ -137,7 +137,9 @@ def _report(manifests: list[dict[str, Any]], as_json: bool, extra: dict[str, Any
     paths = [m["signals"]["path"] for m in manifests if m.get("signals")]
     if paths:
         console.print(_signals_table(paths))
-        root = Path(paths[0]).parents[2]
+        from tweet_signals.storage import location
+
+        root = location(paths[0]).parent.parent.parent
         console.print(f"outputs under [bold]{root}[/]: raw/ clean/ tfidf/ analyzed/ signals/ runs/ (date=YYYY-MM-DD)")
 
 
@@ -188,7 +190,7 @@ def _finish_backfill(ok: bool, report: Any, message: str, data_root: str, as_jso
 
     report = report if isinstance(report, dict) else {}
     dates = sorted([*report.get("completed", []), *report.get("skipped", []), *report.get("failed", {})])
-    manifests = [m for d in dates if (m := read_json(Storage(Path(data_root)).manifest(date.fromisoformat(d))))]
+    manifests = [m for d in dates if (m := read_json(Storage.at(data_root).manifest(date.fromisoformat(d))))]
     _report(manifests, as_json, {"skipped": report.get("skipped", []), "failed": report.get("failed", {})})
     if not ok:
         _fail(message, 1)
@@ -228,6 +230,8 @@ def run(
     exchange: Annotated[str, typer.Option(help="Exchange calendar (NSE, NYSE, ...)")] = "NSE",
     keyword_boost_weight: float = 0.2,
     include_engagement: bool = True,
+    synthetic_posts: Annotated[int, typer.Option(help="Posts per session (source=synthetic)")] = 2500,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic generator")] = 2026,
     as_json: JsonOut = False,
     verbose: bool = False,
 ) -> None:
@@ -270,6 +274,8 @@ def run(
         x_endpoint=x_endpoint,
         x_max_posts=x_max_posts,
         x_max_requests=x_max_requests,
+        synthetic_posts=synthetic_posts,
+        seed=seed,
     )
     ok, result, message = _run_flow(daily_signals, params)
     if ok and isinstance(result, dict) and result.get("status") == "complete":
@@ -281,7 +287,7 @@ def run(
         return
     from tweet_signals.storage import Storage, read_json
 
-    manifest = read_json(Storage(Path(data_root)).manifest(day))
+    manifest = read_json(Storage.at(data_root).manifest(day))
     if manifest and manifest.get("status") == "failed":
         _report([manifest], as_json)
     _fail(message, 1)
@@ -441,8 +447,9 @@ def evaluate(
     """Judge a signal against next-session returns (no look-ahead) and write an HTML report."""
     _quiet_prefect(verbose)
     from flows.evaluate import evaluate_signals
+    from tweet_signals.storage import location
 
-    if input is None and not Path(data_root, "signals").is_dir():
+    if input is None and not (location(data_root) / "signals").is_dir():
         _fail(f"no stored signals under {data_root}/signals; run the pipeline first or give --input")
     ok, result, message = _run_flow(
         evaluate_signals,
@@ -479,9 +486,25 @@ def benchmark(
         ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
     ),
     workers: Annotated[str, typer.Option(help="Worker counts, comma-separated")] = "1,2",
+    device: Annotated[str, typer.Option(help="cpu or cuda (every row runs there)")] = "cpu",
+    bare: Annotated[bool, typer.Option(help="Also time the model alone on the same batches")] = False,
+    pool_workers: Annotated[int, typer.Option(help="Processes of the one-per-call pool (0: cores)")] = 0,
+    tokenizer: Annotated[
+        Path | None, typer.Option(help="Tokenizer dir for the random RoBERTa (default: the packaged MiniLM one)")
+    ] = None,
+    scale: Annotated[bool, typer.Option(help="Run the whole pipeline at --sizes posts instead")] = False,
+    sizes: Annotated[str, typer.Option(help="Posts per scale run, comma-separated")] = "100000,300000,1000000",
+    model: Annotated[str, typer.Option(help="Scale runs: embedded, roberta-base (random) or a model dir")] = "embedded",
+    engine: Annotated[str, typer.Option(help="Scale runs: engine")] = "auto",
+    chunk_size: Annotated[int, typer.Option(help="Scale runs: posts per analyze task")] = 5000,
+    task_overhead: Annotated[bool, typer.Option(help="Scale runs: also time no-op tasks on the pool")] = True,
     as_json: JsonOut = False,
 ) -> None:
-    """Our analyze stage per engine vs the one-tweet-per-call loop, measured in the same run."""
+    """Our analyze stage per engine vs the one-tweet-per-call loop, measured in the same run;
+    or, with --scale, the whole pipeline at growing sizes."""
+    if scale:
+        _scale_benchmark(sizes, model, device, engine, workers, chunk_size, tokenizer, task_overhead, as_json)
+        return
     from dataclasses import asdict
 
     from tweet_signals.benchmark import run_benchmark
@@ -508,6 +531,10 @@ def benchmark(
         [int(w) for w in _split([workers])],
         loop_n,
         progress=lambda row: console.print(f"measured {row}"),
+        device=device,
+        bare=bare,
+        pool_workers=pool_workers,
+        tokenizer_dir=tokenizer,
     )
     if as_json:
         sys.stdout.write(json.dumps({"n": n, "loop_n": loop_n, "rows": [asdict(r) for r in rows]}) + "\n")
@@ -517,10 +544,13 @@ def benchmark(
     )
     cols = (
         "model",
+        "kind",
         "engine",
+        "device",
         "workers",
         "tweets_per_s",
         "speedup_vs_baseline",
+        "share_of_bare",
         "peak_rss_mb_per_worker",
         "label_agreement",
         "max_prob_diff",
@@ -530,6 +560,52 @@ def benchmark(
     for row in rows:
         table.add_row(*("-" if getattr(row, c) is None else str(getattr(row, c)) for c in cols))
     Console(width=160).print(table)
+
+
+def _scale_benchmark(
+    sizes: str,
+    model: str,
+    device: str,
+    engine: str,
+    workers: str,
+    chunk_size: int,
+    tokenizer: Path | None,
+    task_overhead: bool,
+    as_json: bool,
+) -> None:
+    from dataclasses import asdict
+
+    from tweet_signals.scale import measure_task_overhead, run_scale
+
+    _quiet_prefect(False)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    worker_counts = _split([workers])
+    rows = run_scale(
+        [int(n) for n in _split([sizes])],
+        model=model,
+        device=device,
+        engine=engine,
+        workers=worker_counts[-1] if worker_counts else "auto",
+        chunk_size=chunk_size,
+        tokenizer_dir=tokenizer,
+        progress=lambda row: console.print(f"measured {row}"),
+    )
+    overhead = measure_task_overhead(200, 2) if task_overhead else None
+    if as_json:
+        sys.stdout.write(json.dumps({"rows": [asdict(r) for r in rows], "task_overhead": overhead}) + "\n")
+        return
+    if overhead:
+        console.print(
+            f"process-pool task overhead (200 no-op tasks, 2 workers): pool start {overhead['pool_start_s']} s, "
+            f"{overhead['per_task_ms']} ms per task"
+        )
+    table = Table(title=f"whole pipeline per size ({model}, {device}); seconds per stage")
+    cols = tuple(asdict(rows[0])) if rows else ()
+    for col in cols:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*("-" if v is None else str(v) for v in asdict(row).values()))
+    Console(width=220).print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -4,6 +4,11 @@ Three rules, in order: the same id (the earliest copy stays); retweets onto thei
 (by API reference, or by the text after ``RT @user:``); near-duplicates, i.e. the same
 normalised text (lower-case, links, mentions and numbers masked, punctuation and whitespace
 folded), onto the earliest post. The survivor's ``dup_count`` says how many it absorbed.
+
+The decisions need only a narrow view of each post (row, id, time, retweet reference and 64-bit
+hashes of its text and normalised text: ~50 bytes), computed by polars expressions in a lazy
+scan. ``dedupe_file`` then streams the wide rows of the survivors to the clean file batch by
+batch, so a million-post day never sits in memory as full rows.
 """
 
 from __future__ import annotations
@@ -11,25 +16,44 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import polars as pl
 
+from tweet_signals.storage import AnyPath, ParquetStreamWriter, uri
 from tweet_signals.symbols import extract_symbols
 
-_RT_PREFIX = re.compile(r"^RT @\w+:\s*")
-_URL = re.compile(r"https?://\S+|www\.\S+")
-_MENTION = re.compile(r"@\w+")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NON_WORD = re.compile(r"[^\w#$]+")
+_RT_PREFIX = r"^RT @\w+:\s*"
+_URL = r"https?://\S+|www\.\S+"
+_MENTION = r"@\w+"
+_NUMBER = r"\d+(?:[.,]\d+)*"
+_NON_WORD = r"[^\w#$]+"
+_HASH_SEED = 20260107
+WRITE_BATCH = 100_000
 
 
 def normalise_text(text: str) -> str:
-    """The near-duplicate key of a text."""
-    text = _RT_PREFIX.sub("", text).rstrip("…").lower()
-    text = _URL.sub(" _url_ ", text)
-    text = _MENTION.sub(" _user_ ", text)
-    text = _NUMBER.sub(" _num_ ", text)
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    """The near-duplicate key of a text (the same rules as ``near_duplicate_key``, in Python)."""
+    text = re.sub(_RT_PREFIX, "", text).rstrip("…").lower()
+    text = re.sub(_URL, " _url_ ", text)
+    text = re.sub(_MENTION, " _user_ ", text)
+    text = re.sub(_NUMBER, " _num_ ", text)
+    return " ".join(re.sub(_NON_WORD, " ", text).split())
+
+
+def near_duplicate_key(text: pl.Expr) -> pl.Expr:
+    """``normalise_text`` as a vectorised polars expression."""
+    return (
+        text.str.replace(_RT_PREFIX, "")
+        .str.strip_chars_end("…")
+        .str.to_lowercase()
+        .str.replace_all(_URL, " _url_ ")
+        .str.replace_all(_MENTION, " _user_ ")
+        .str.replace_all(_NUMBER, " _num_ ")
+        .str.replace_all(_NON_WORD, " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
 
 
 @dataclass(frozen=True)
@@ -45,38 +69,79 @@ class DedupeStats:
         return asdict(self)
 
 
-def dedupe_posts(posts: pl.DataFrame, aliases: Mapping[str, str]) -> tuple[pl.DataFrame, DedupeStats]:
-    """Clean posts (sorted by time, then id) with ``dup_count`` and ``symbols``; and the stats."""
-    n_in = posts.height
-    ordered = posts.sort(["created_at", "id"])
-    first_per_id = ordered.unique(subset="id", keep="first", maintain_order=True)
-    conflicting = ordered.group_by("id").agg(pl.col("text").n_unique().alias("n")).filter(pl.col("n") > 1).height
-    n_dup_ids = n_in - first_per_id.height
-
-    keyed = first_per_id.with_columns(
-        pl.col("text").map_elements(normalise_text, return_dtype=pl.String).alias("_key"),
+def narrow_keys(posts: pl.LazyFrame) -> pl.LazyFrame:
+    """What the dedupe rules look at, per post, with its row number in ``posts``."""
+    return posts.with_row_index("_row").select(
+        "_row",
+        "id",
+        "created_at",
+        "retweet_of",
+        near_duplicate_key(pl.col("text")).hash(_HASH_SEED).alias("_key"),
+        pl.col("text").hash(_HASH_SEED).alias("_text"),
         (pl.col("retweet_of").is_not_null() | pl.col("text").str.starts_with("RT @")).alias("_is_rt"),
     )
+
+
+def survivors(keys: pl.DataFrame) -> tuple[pl.DataFrame, DedupeStats]:
+    """(``_row``, ``dup_count``) of the posts that stay, in time order; and the stats."""
+    n_in = keys.height
+    ordered = keys.sort(["created_at", "id"])
+    first_per_id = ordered.unique(subset="id", keep="first", maintain_order=True)
+    conflicting = ordered.group_by("id").agg(pl.col("_text").n_unique().alias("n")).filter(pl.col("n") > 1).height
     # An API retweet reference whose original is in the day's data takes the original's key.
-    originals = keyed.select(pl.col("id").alias("retweet_of"), pl.col("_key").alias("_orig_key"))
-    keyed = keyed.join(originals, on="retweet_of", how="left").with_columns(
+    originals = first_per_id.select(pl.col("id").alias("retweet_of"), pl.col("_key").alias("_orig_key"))
+    keyed = first_per_id.join(originals, on="retweet_of", how="left", maintain_order="left").with_columns(
         pl.coalesce("_orig_key", "_key").alias("_key")
     )
     # Within each key the earliest non-retweet survives (a retweet only when no original is here).
-    survivors = (
+    kept = (
         keyed.with_row_index("_order")
         .sort(["_key", "_is_rt", "_order"])
         .group_by("_key", maintain_order=True)
-        .agg(pl.all().first(), pl.len().alias("_group"), pl.col("_is_rt").sum().alias("_rts"))
+        .agg(
+            pl.col("_row", "_order", "_is_rt").first(),
+            pl.len().alias("_group"),
+            pl.col("_is_rt").sum().alias("_rts"),
+        )
         .sort("_order")
     )
-    retweets = int((survivors["_rts"] - survivors["_is_rt"].cast(pl.Int64)).sum())
-    near = keyed.height - survivors.height - retweets
-    clean = survivors.with_columns(
-        (pl.col("_group") - 1).cast(pl.Int64).alias("dup_count"),
+    retweets = int((kept["_rts"] - kept["_is_rt"].cast(pl.Int64)).sum())
+    near = keyed.height - kept.height - retweets
+    stats = DedupeStats(n_in, n_in - first_per_id.height, conflicting, retweets, near, kept.height)
+    return kept.select("_row", (pl.col("_group") - 1).cast(pl.Int64).alias("dup_count")), stats
+
+
+def _with_symbols(frame: pl.DataFrame, aliases: Mapping[str, str]) -> pl.DataFrame:
+    return frame.with_columns(
         pl.col("text")
         .map_elements(lambda t: extract_symbols(t, aliases), return_dtype=pl.List(pl.String))
-        .alias("symbols"),
-    ).drop(["_key", "_is_rt", "_orig_key", "_order", "_group", "_rts"])
-    stats = DedupeStats(n_in, n_dup_ids, conflicting, retweets, near, clean.height)
-    return clean, stats
+        .alias("symbols")
+    )
+
+
+def dedupe_posts(posts: pl.DataFrame, aliases: Mapping[str, str]) -> tuple[pl.DataFrame, DedupeStats]:
+    """Clean posts (sorted by time, then id) with ``dup_count`` and ``symbols``; and the stats."""
+    kept, stats = survivors(narrow_keys(posts.lazy()).collect())
+    rows = posts.with_row_index("_row")
+    clean = kept.join(rows, on="_row", how="left", maintain_order="left").select(*posts.columns, "dup_count")
+    return _with_symbols(clean, aliases), stats
+
+
+def dedupe_file(
+    raw: AnyPath, clean: AnyPath, aliases: Mapping[str, str], metadata: dict[str, Any]
+) -> tuple[int, DedupeStats]:
+    """``dedupe_posts`` from Parquet file to Parquet file in bounded memory.
+
+    Survivors keep the raw file's (collection) order: putting a whole day in time order would
+    need it in memory at once. Returns the rows written and the stats (also in the metadata).
+    """
+    kept, stats = survivors(narrow_keys(pl.scan_parquet(uri(raw))).collect(engine="streaming"))
+    keep = kept.sort("_row")
+    empty = pl.scan_parquet(uri(raw)).head(0).collect().with_columns(pl.lit(None, dtype=pl.Int64).alias("dup_count"))
+    with ParquetStreamWriter(clean, _with_symbols(empty, aliases).to_arrow().schema) as writer:
+        for start in range(0, stats.posts_in, WRITE_BATCH):
+            part = pl.scan_parquet(uri(raw)).slice(start, WRITE_BATCH).with_row_index("_row", offset=start).collect()
+            part = part.join(keep, on="_row", how="inner", maintain_order="left").drop("_row")
+            writer.write(_with_symbols(part, aliases))
+        writer.close({**metadata, "stats": stats.as_dict()})
+        return writer.rows, stats

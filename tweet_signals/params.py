@@ -76,15 +76,25 @@ class SignalsParams(BaseModel):
         return out
 
 
-def auto_workers(model: str) -> int:
-    """cores − 1 (at least 1), bounded by the memory a worker needs for the model."""
+# Worker processes sharing one GPU: while one runs the model, the others tokenise, score and
+# write; measured on an H200 with RoBERTa-base bf16 (README, GPU table).
+GPU_WORKERS_PER_DEVICE = 4
+
+
+def auto_workers(model: str, device: str = "auto") -> int:
+    """cores − 1 (at least 1), bounded by the memory a worker needs for the model; on a GPU,
+    ``GPU_WORKERS_PER_DEVICE`` (the model runs on the GPU, the cores only feed it)."""
     import psutil
 
+    from tweet_signals.analyzers.loader import resolve_device
+
     cores = os.cpu_count() or 1
+    if resolve_device(device).startswith("cuda"):
+        return max(1, min(cores - 1, GPU_WORKERS_PER_DEVICE))
     per_worker = 0.6e9 if model == "embedded" else 1.6e9
     by_memory = int(psutil.virtual_memory().available * 0.7 // per_worker)
     return max(1, min(cores - 1, by_memory))
 
 
-def resolve_workers(workers: int | Literal["auto"], model: str) -> int:
-    return auto_workers(model) if workers == "auto" else max(1, int(workers))
+def resolve_workers(workers: int | Literal["auto"], model: str, device: str = "auto") -> int:
+    return auto_workers(model, device) if workers == "auto" else max(1, int(workers))

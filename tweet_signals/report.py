@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from tweet_signals.storage import Storage
+from tweet_signals.storage import AnyPath, Storage, glob, link, location, uri, write_bytes_atomic
 
 
 def signal_history(storage: Storage, until: date, sessions: int = 60) -> pl.DataFrame:
     """Signals of up to ``sessions`` sessions ending at ``until``, read from storage."""
-    parts = sorted(storage.root.glob("signals/date=*/signals.parquet"))
+    parts = glob(storage.root, "signals/date=*/signals.parquet")
     keep = [p for p in parts if date.fromisoformat(p.parent.name.removeprefix("date=")) <= until][-sessions:]
-    return pl.concat([pl.read_parquet(p) for p in keep]) if keep else pl.DataFrame()
+    return pl.concat([pl.read_parquet(uri(p)) for p in keep]) if keep else pl.DataFrame()
 
 
 def signal_chart_png(history: pl.DataFrame) -> bytes:
@@ -48,18 +47,14 @@ def signal_chart_png(history: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def write_chart(storage: Storage, run_date: date) -> Path | None:
+def write_chart(storage: Storage, run_date: date) -> AnyPath | None:
     history = signal_history(storage, run_date)
     if history.is_empty():
         return None
-    path = storage.signals(run_date).with_name("chart.png")
-    tmp = path.with_name(".chart.png.tmp")
-    tmp.write_bytes(signal_chart_png(history))
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(signal_chart_png(history), storage.signals(run_date).with_name("chart.png"))
 
 
-def summary_markdown(manifest: dict[str, Any], chart: Path | None) -> str:
+def summary_markdown(manifest: dict[str, Any], chart: AnyPath | None) -> str:
     c, d, a = manifest["collect"], manifest["dedupe"], manifest["analyze"]
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in manifest["timings"].items())
     lines = [
@@ -78,10 +73,9 @@ def summary_markdown(manifest: dict[str, Any], chart: Path | None) -> str:
     if manifest.get("signals"):
         lines.append(f"- **signals:** `{manifest['signals']['path']}`")
     if chart is not None:
-        lines += ["", f"Chart of the signal over time: [{chart.name}]({chart.resolve().as_uri()})"]
+        lines += ["", f"Chart of the signal over time: [{chart.name}]({link(chart)})"]
     if manifest.get("evaluation"):
         e = manifest["evaluation"]
-        report = Path(e["report"])
-        link = f"[report]({report.resolve().as_uri()})"
-        lines += ["", f"Evaluation of {e['symbol']} against prices: {e['verdict']} {link}"]
+        report = f"[report]({link(location(e['report']))})"
+        lines += ["", f"Evaluation of {e['symbol']} against prices: {e['verdict']} {report}"]
     return "\n".join(lines)

@@ -48,17 +48,18 @@ class SignalThresholds:
 
 
 def compute_signals(
-    posts: pl.DataFrame,
+    posts: pl.DataFrame | pl.LazyFrame,
     session: date,
     symbols: Sequence[str],
     thresholds: SignalThresholds = SignalThresholds(),
 ) -> pl.DataFrame:
-    """``posts``: analyzed rows with a ``symbols`` list column (one session's posts)."""
-    model_id = posts["model_id"][0] if posts.height else None
+    """``posts``: analyzed rows with a ``symbols`` list column (one session's posts). A lazy
+    frame is aggregated by polars' streaming engine: memory is bounded by the symbols, not posts."""
+    lazy = posts.lazy()
     columns = ("symbols", "label", "score", "engagement_weight", "tfidf_relevance")
-    exploded = posts.select(columns).explode("symbols")
+    exploded = lazy.select(columns).explode("symbols")
     if ALL in symbols:  # the whole market conversation, whatever symbol a post names
-        everything = posts.select(columns).with_columns(pl.lit(ALL).alias("symbols"))
+        everything = lazy.select(columns).with_columns(pl.lit(ALL).alias("symbols"))
         exploded = pl.concat([exploded, everything])
     agg = (
         exploded.filter(pl.col("symbols").is_in(list(symbols)))
@@ -74,7 +75,9 @@ def compute_signals(
             ),
             pl.col("tfidf_relevance").mean().alias("mean_relevance"),
         )
+        .collect(engine="streaming")
     )
+    model_id = lazy.select(pl.col("model_id").first()).collect().item()
     frame = (
         pl.DataFrame({"symbol": list(symbols)})
         .join(agg, on="symbol", how="left")

@@ -129,6 +129,12 @@ class BatchedTextClassifier:
         """Token ids per text, truncated to ``max_length`` (no padding)."""
         limit = self.max_length * MAX_CHARS_PER_TOKEN
         prepared = [preprocess_text(t[:limit]) for t in texts]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and hasattr(backend, "encode_batch_fast"):
+            # The Rust tokenizer without character offsets: the same ids, a quarter less time.
+            backend.enable_truncation(self.max_length)
+            backend.no_padding()
+            return [e.ids for e in backend.encode_batch_fast(prepared, add_special_tokens=True)]
         encoded = self.tokenizer(  # type: ignore[operator]
             prepared, truncation=True, max_length=self.max_length, padding=False
         )
@@ -138,8 +144,8 @@ class BatchedTextClassifier:
         ids = self.encode(texts)
         return self.predict_proba_encoded(ids)
 
-    def predict_proba_encoded(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+    def padded_batches(self, ids: Sequence[Sequence[int]]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(row indices, padded ids, attention mask) per length-sorted batch under the token budget."""
         lengths = [len(x) for x in ids]
         for batch in token_budget_batches(lengths, self.batch_tokens, self.max_batch_size):
             width = max(lengths[i] for i in batch)
@@ -148,11 +154,25 @@ class BatchedTextClassifier:
             for row, i in enumerate(batch):
                 input_ids[row, : lengths[i]] = ids[i]
                 mask[row, : lengths[i]] = 1
-            logits = np.asarray(self.logits_fn(input_ids, mask), dtype=np.float64)
-            probs = _softmax(logits)
+            yield batch, input_ids, mask
+
+    def predict_proba_encoded(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
+        order: list[np.ndarray] = []
+
+        def inputs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for batch, input_ids, mask in self.padded_batches(ids):
+                order.append(batch)
+                yield input_ids, mask
+
+        # Engines with a ``stream`` (torch on a GPU) keep several batches in flight.
+        stream = getattr(self.logits_fn, "stream", None)
+        results = stream(inputs()) if stream is not None else (self.logits_fn(i, m) for i, m in inputs())
+        for k, logits in enumerate(results):
+            probs = _softmax(np.asarray(logits, dtype=np.float64))
             for j, src in enumerate(self.permutation):
                 if src is not None:
-                    out[batch, j] = probs[:, src]
+                    out[order[k], j] = probs[:, src]
         return out
 
 

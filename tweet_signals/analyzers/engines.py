@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,21 +59,59 @@ class _LogitsModule(torch.nn.Module):
         return out.logits if self.hf_output else out
 
 
-def torch_logits(module: torch.nn.Module, device: str, hf_output: bool, dtype: torch.dtype | None = None) -> LogitsFn:
-    wrapped = _LogitsModule(module, hf_output).eval()
-    if dtype is not None:
-        wrapped = wrapped.to(dtype)  # weights themselves in bf16, not autocast around fp32 weights
-    wrapped = wrapped.to(device)
+class TorchLogits:
+    """A torch classifier as a ``logits_fn`` (one batch) and a ``stream`` (many batches).
 
-    def logits_fn(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        ids, att = torch.from_numpy(input_ids), torch.from_numpy(mask)
-        if device != "cpu":
-            ids = ids.pin_memory().to(device, non_blocking=True)
-            att = att.pin_memory().to(device, non_blocking=True)
+    On a GPU the stream keeps several batches in flight: inputs go through pinned memory with
+    non-blocking copies, logits come back the same way, and the host only waits for a batch
+    ``depth`` batches later, so padding the next batch overlaps the model running this one.
+    """
+
+    def __init__(self, module: torch.nn.Module, device: str, hf_output: bool, dtype: torch.dtype | None = None):
+        wrapped = _LogitsModule(module, hf_output).eval()
+        if dtype is not None:
+            wrapped = wrapped.to(dtype)  # weights themselves in bf16, not autocast around fp32 weights
+        self.module = wrapped.to(device)
+        self.device = device
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device == "cpu":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return wrapped(ids, att).float().cpu().numpy()
+            return self.module(self._to_device(input_ids), self._to_device(mask)).float().cpu().numpy()
 
-    return logits_fn
+    def stream(self, batches: Iterable[tuple[np.ndarray, np.ndarray]], depth: int = 3) -> Iterator[np.ndarray]:
+        """Logits of each batch, in order."""
+        if not self.device.startswith("cuda"):
+            yield from (self(ids, mask) for ids, mask in batches)
+            return
+        in_flight: deque[tuple[torch.Tensor, torch.cuda.Event]] = deque()
+        with torch.inference_mode():
+            for ids, mask in batches:
+                logits = self.module(self._to_device(ids), self._to_device(mask)).float()
+                host = torch.empty(logits.shape, dtype=torch.float32, pin_memory=True)
+                host.copy_(logits, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+                in_flight.append((host, done))
+                if len(in_flight) > depth:
+                    yield _wait(in_flight.popleft())
+            while in_flight:
+                yield _wait(in_flight.popleft())
+
+
+def _wait(item: tuple[torch.Tensor, torch.cuda.Event]) -> np.ndarray:
+    host, done = item
+    done.synchronize()
+    return host.numpy()
+
+
+def torch_logits(module: torch.nn.Module, device: str, hf_output: bool, dtype: torch.dtype | None = None) -> LogitsFn:
+    return TorchLogits(module, device, hf_output, dtype)
 
 
 def torch_int8_logits(module: torch.nn.Module, hf_output: bool) -> LogitsFn:

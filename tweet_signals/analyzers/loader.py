@@ -37,8 +37,8 @@ class AnalyzerConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     engine: str = "auto"  # auto | torch-fp32 | torch-bf16 | torch-int8 | onnx-fp32 | onnx-int8
     max_length: int = 128
-    batch_tokens: int = 4096
-    max_batch_size: int = 32
+    batch_tokens: int = 0  # padded tokens per batch; 0: the device's default (BATCH_SHAPES)
+    max_batch_size: int = 0  # 0: the device's default
     threads: int = 0  # torch intra-op threads; 0: leave torch's default
 
     def output_fields(self) -> dict[str, object]:
@@ -49,6 +49,16 @@ class AnalyzerConfig:
             "max_length": self.max_length,
             "engine": self.engine,
         }
+
+
+# (token budget, most rows) per batch. CPU: batches of 32 beat 64 and 128 (cache-sized
+# matrices); a GPU needs ~1024 rows of tweets to fill its matrix units.
+BATCH_SHAPES: dict[str, tuple[int, int]] = {"cpu": (4096, 32), "mps": (8192, 64), "cuda": (65536, 1024)}
+
+
+def batch_shape(config: AnalyzerConfig, device: str) -> tuple[int, int]:
+    tokens, rows = BATCH_SHAPES.get(device.split(":")[0], BATCH_SHAPES["cpu"])
+    return config.batch_tokens or tokens, config.max_batch_size or rows
 
 
 def resolve_device(device: str) -> str:
@@ -159,6 +169,9 @@ def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
 
     if config.threads > 0:
         torch.set_num_threads(config.threads)
+        # The Rust tokenizer's thread pool (built at its first batch) gets the same share of the
+        # cores: N workers x all cores each would oversubscribe the machine.
+        os.environ.setdefault("RAYON_NUM_THREADS", str(config.threads))
     device = resolve_device(config.device)
     engine = config.engine if config.engine != "auto" else resolve_engine(config).engine
     check_model_available(config.model)
@@ -168,14 +181,15 @@ def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
         engine, module, device, hf_output, config.threads, model_dir, model_revision(config.model)
     )
     LOADS_IN_PROCESS += 1
+    batch_tokens, max_batch_size = batch_shape(config, device)
     return BatchedTextClassifier(
         model_id=model_id,
         tokenizer=tokenizer,
         logits_fn=logits_fn,
         permutation=permutation,
         max_length=config.max_length,
-        batch_tokens=config.batch_tokens,
-        max_batch_size=config.max_batch_size,
+        batch_tokens=batch_tokens,
+        max_batch_size=max_batch_size,
         pad_token_id=pad_id,
         extra={"device": device, "engine": engine, "labels": LABELS},
     )

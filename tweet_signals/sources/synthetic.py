@@ -77,6 +77,18 @@ EXTRAS = (
 )
 
 
+# Retweets and copies pick their original among this many earlier posts (all of them on days
+# up to this size), so generating a million posts holds a bounded window, not the whole day.
+RECENT_ORIGINALS = 20_000
+
+
+def signature(index: int) -> str:
+    """A letters-only word unique to each post of a day (up to 26⁶ posts). Templates repeat and
+    dedupe masks numbers, so without it big synthetic days would mostly be near-duplicates."""
+    code = (index * 48_271 + 11) % 26**6
+    return "".join(chr(97 + (code // 26**k) % 26) for k in range(6))
+
+
 def _spelling(symbol: str) -> tuple[str, ...]:
     return SYMBOL_SPELLINGS.get(symbol, (f"#{symbol}", f"${symbol}", symbol))
 
@@ -138,6 +150,7 @@ def generate_posts(
                 )
             )
             text += EXTRAS[int(rng.integers(0, len(EXTRAS)))].format(u=f"{post_id[-6:]}x")
+            text += f" ~{signature(i)}"
             retweet_of = None
         likes = int(rng.pareto(1.3) * 2)
         record = {
@@ -155,5 +168,8 @@ def generate_posts(
             "retweet_of": retweet_of,
         }
         if retweet_of is None and not text.startswith("RT @"):
-            originals.append(record)
+            if len(originals) < RECENT_ORIGINALS:
+                originals.append(record)
+            else:  # copies come from a window of recent posts: memory stays flat on huge days
+                originals[i % RECENT_ORIGINALS] = record
         yield record
