@@ -236,3 +236,21 @@ def test_hostile_file_runs_with_quarantine_and_counts(tmp_path: Path, tiny_rober
     quarantine = pl.read_parquet(Storage(tmp_path / "out").quarantine(date(2026, 1, 7)))
     assert sorted(quarantine["reason"].to_list()) == ["empty_text", "malformed_json", "naive_timestamp"]
     assert m["dedupe"]["duplicate_ids_conflicting"] == 1
+
+
+def test_another_chunk_size_never_reuses_a_chunk_of_other_rows(tmp_path: Path, tiny_roberta: Path) -> None:
+    day = date(2026, 1, 8)
+    fields: dict[str, Any] = dict(
+        run_date=day, source="synthetic", synthetic_posts=330, model=str(tiny_roberta), workers=1
+    )
+    state, first = _run(**fields, chunk_size=80, data_root=str(tmp_path))
+    assert state.is_completed() and first is not None
+    n = first["dedupe"]["posts_out"]
+    last, rest = (n - 1) // 80, n - 80 * ((n - 1) // 80)
+    assert 50 <= rest < 80 and last >= 1, f"pick another size: {n} clean posts"
+    # With chunks of `rest` rows, chunk `last` has as many rows as before but covers other rows.
+    state, second = _run(**fields, chunk_size=rest, data_root=str(tmp_path))
+    assert state.is_completed() and second is not None
+    assert second["analyze"]["reused"] == 0
+    clean_ids = pl.read_parquet(Storage(tmp_path).clean(day))["id"].to_list()
+    assert _analyzed(tmp_path, day, second["analyze"]["config_key"])["id"].to_list() == clean_ids

@@ -120,7 +120,12 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
     started = time.perf_counter()
     output = location(desc.output_path)
     meta = parquet_metadata(output)
-    if meta is not None and meta.get("config_key") == desc.config_key and meta.get("rows") == desc.stop - desc.start:
+    # The row range is part of the identity: with another --chunk-size, chunk k covers other rows.
+    if meta is not None and (meta.get("config_key"), meta.get("start"), meta.get("stop")) == (
+        desc.config_key,
+        desc.start,
+        desc.stop,
+    ):
         return ChunkResult(
             desc.chunk,
             desc.stop - desc.start,
@@ -140,7 +145,8 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
     analyzer = loader.load_analyzer(desc.analyzer)
     tfidf = load_tfidf(desc.tfidf_dir, desc.tfidf_digest)
     frame = analyze_frame(posts, analyzer, tfidf, desc.scoring)
-    write_parquet_atomic(frame, output, {"config_key": desc.config_key, "rows": frame.height, "chunk": desc.chunk})
+    metadata = {"config_key": desc.config_key, "rows": frame.height, "chunk": desc.chunk, "start": desc.start}
+    write_parquet_atomic(frame, output, {**metadata, "stop": desc.stop})
     return ChunkResult(
         desc.chunk,
         frame.height,

@@ -78,7 +78,7 @@ class SignalsParams(BaseModel):
 
 # Worker processes sharing one GPU: while one runs the model, the others tokenise, score and
 # write; measured on an H200 with RoBERTa-base bf16 (README, GPU table).
-GPU_WORKERS_PER_DEVICE = 4
+GPU_WORKERS_PER_DEVICE = 8
 
 
 def auto_workers(model: str, device: str = "auto") -> int:
