@@ -36,7 +36,7 @@ from tweet_signals.sources.x_api import (
     resolve_token,
     search_terms,
 )
-from tweet_signals.storage import ParquetStreamWriter, Storage, parquet_metadata, write_parquet_atomic
+from tweet_signals.storage import AnyPath, ParquetStreamWriter, Storage, parquet_metadata, write_parquet_atomic
 
 
 class EmptyDayError(RuntimeError):
@@ -100,18 +100,17 @@ def read_source(params: SignalsParams, run_date: date) -> ReadResult:
 SYNTHETIC_BATCH = 50_000
 
 
-def write_synthetic(params: SignalsParams, run_date: date, path: Path) -> dict[str, object]:
+def write_synthetic(params: SignalsParams, run_date: date, path: AnyPath) -> dict[str, object]:
     """Generate the session's synthetic posts straight into ``path``, batch by batch."""
     stats = NormaliseStats()
-    counts: dict[str, object] = {"records_in": 0, "posts": 0, "out_of_window": 0, "quarantined": 0}
+    records_in = posts = out_of_window = 0
     batch: list[dict[str, object]] = []
 
     def flush(writer: ParquetStreamWriter) -> None:
+        nonlocal records_in, posts, out_of_window
         inside, outside = split_window(posts_frame(batch), run_date, params.exchange)
         writer.write(inside)
-        counts["records_in"] = int(counts["records_in"]) + len(batch)  # type: ignore[call-overload]
-        counts["posts"] = int(counts["posts"]) + inside.height  # type: ignore[call-overload]
-        counts["out_of_window"] = int(counts["out_of_window"]) + outside  # type: ignore[call-overload]
+        records_in, posts, out_of_window = records_in + len(batch), posts + inside.height, out_of_window + outside
         batch.clear()
 
     with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
@@ -123,9 +122,16 @@ def write_synthetic(params: SignalsParams, run_date: date, path: Path) -> dict[s
             if len(batch) == SYNTHETIC_BATCH:
                 flush(writer)
         flush(writer)
-        counts.update(repairs=stats.repairs, x_api=None)
-        if counts["posts"] == 0:
+        if posts == 0:
             raise EmptyDayError(f"No synthetic posts fall in session {run_date}'s window.")
+        counts: dict[str, object] = {
+            "records_in": records_in,
+            "posts": posts,
+            "out_of_window": out_of_window,
+            "quarantined": 0,
+            "repairs": stats.repairs,
+            "x_api": None,
+        }
         writer.close({"counts": counts, "source": params.source})
     return counts
 

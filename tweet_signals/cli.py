@@ -485,7 +485,7 @@ def benchmark(
     engines: Annotated[str, typer.Option(help="Engines, comma-separated")] = ",".join(
         ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
     ),
-    workers: Annotated[str, typer.Option(help="Worker counts, comma-separated")] = "1,2",
+    workers: Annotated[str, typer.Option(help="Worker counts, comma-separated (scale runs: the last one)")] = "1,2",
     device: Annotated[str, typer.Option(help="cpu or cuda (every row runs there)")] = "cpu",
     bare: Annotated[bool, typer.Option(help="Also time the model alone on the same batches")] = False,
     pool_workers: Annotated[int, typer.Option(help="Processes of the one-per-call pool (0: cores)")] = 0,
@@ -580,16 +580,20 @@ def _scale_benchmark(
     _quiet_prefect(False)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     worker_counts = _split([workers])
-    rows = run_scale(
-        [int(n) for n in _split([sizes])],
-        model=model,
-        device=device,
-        engine=engine,
-        workers=worker_counts[-1] if worker_counts else "auto",
-        chunk_size=chunk_size,
-        tokenizer_dir=tokenizer,
-        progress=lambda row: console.print(f"measured {row}"),
-    )
+    try:
+        rows = run_scale(
+            [int(n) for n in _split([sizes])],
+            model=model,
+            device=device,
+            engine=engine,
+            workers=worker_counts[-1] if worker_counts else "auto",
+            chunk_size=chunk_size,
+            tokenizer_dir=tokenizer,
+            progress=lambda row: console.print(f"measured {row}"),
+        )
+    except (RuntimeError, ValueError) as exc:
+        _fail(str(exc), 1)
+        return
     overhead = measure_task_overhead(200, 2) if task_overhead else None
     if as_json:
         sys.stdout.write(json.dumps({"rows": [asdict(r) for r in rows], "task_overhead": overhead}) + "\n")

@@ -70,6 +70,10 @@ def run_scale(
             from tweet_signals.benchmark import build_random_roberta_base
 
             model = str(build_random_roberta_base(Path(tmp) / "roberta-base", tokenizer_dir))
+        if engine == "auto":  # resolved here, so no size pays (or hides) the one-off fidelity check
+            from tweet_signals.analyzers.loader import AnalyzerConfig, resolve_engine
+
+            engine = resolve_engine(AnalyzerConfig(model=model, device=device)).engine
         for n in sizes:
             root = Path(tmp) / f"posts-{n}"
             args = [

@@ -76,9 +76,9 @@ class TorchLogits:
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
-        if self.device == "cpu":
-            return tensor
-        return tensor.pin_memory().to(self.device, non_blocking=True)
+        if self.device.startswith("cuda"):  # page-locked, so the copy can run asynchronously
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
