@@ -52,7 +52,8 @@ class AnalyzerConfig:
 
 
 # (token budget, most rows) per batch. CPU: batches of 32 beat 64 and 128 (cache-sized
-# matrices); a GPU needs ~1024 rows of tweets to fill its matrix units.
+# matrices); a CUDA GPU needs ~1024 rows of tweets to fill its matrix units (measured on an
+# H200); the MPS shape is a middle guess, not measured.
 BATCH_SHAPES: dict[str, tuple[int, int]] = {"cpu": (4096, 32), "mps": (8192, 64), "cuda": (65536, 1024)}
 
 
