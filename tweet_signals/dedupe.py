@@ -5,10 +5,10 @@ Three rules, in order: the same id (the earliest copy stays); retweets onto thei
 normalised text (lower-case, links, mentions and numbers masked, punctuation and whitespace
 folded), onto the earliest post. The survivor's ``dup_count`` says how many it absorbed.
 
-The decisions need only a narrow view of each post (row, id, time, retweet reference and 64-bit
-hashes of its text and normalised text: ~50 bytes), computed by polars expressions in a lazy
-scan. ``dedupe_file`` then streams the wide rows of the survivors to the clean file batch by
-batch, so a million-post day never sits in memory as full rows.
+The decisions need only a narrow view of each post (row, time and 64-bit hashes of its id,
+retweet reference, text and normalised text: ~50 bytes), computed by polars expressions in a
+lazy scan and resolved with numpy sorts. ``dedupe_file`` then streams the wide rows of the
+survivors to the clean file batch by batch, so a million-post day never sits in memory as full rows.
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ def _with_symbols(frame: pl.DataFrame, aliases: Mapping[str, str]) -> pl.DataFra
 
 
 def dedupe_posts(posts: pl.DataFrame, aliases: Mapping[str, str]) -> tuple[pl.DataFrame, DedupeStats]:
-    """Clean posts (sorted by time, then id) with ``dup_count`` and ``symbols``; and the stats."""
+    """Clean posts (sorted by time; ties in an arbitrary but fixed order) with ``dup_count`` and
+    ``symbols``; and the stats."""
     kept, stats = survivors(narrow_keys(posts.lazy()).collect())
     rows = posts.with_row_index("_row")
     clean = kept.join(rows, on="_row", how="left", maintain_order="left").select(*posts.columns, "dup_count")
