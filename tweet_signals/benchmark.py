@@ -223,68 +223,36 @@ def run_benchmark(
     fidelity: dict[str, tuple[float, float]] = {}
     cores = os.cpu_count() or 1
 
-    def add(row: Row) -> None:
+    def add(
+        model: str, engine: str, workers: int, n: int, measured: dict[str, Any], base: float, **extra: Any
+    ) -> float:
+        """Append the row of one measurement (``base``: the one-per-call rate; 0 for that row itself)."""
+        rate = n / measured["seconds"]
+        speedup = round(rate / base, 2) if base else 1.0
+        row = Row(model, engine, workers, round(rate, 1), speedup, round(measured["peak_rss_mb"]), n=n, **extra)
         rows.append(row)
         progress(row)
+        return rate
 
     with tempfile.TemporaryDirectory(prefix="tweet-signals-bench-") as tmp:
         ordered = sorted(models, key=lambda m: m != EMBEDDED)  # embedded first: it measures fidelity
         for model in ordered:
             path = EMBEDDED if model == EMBEDDED else str(build_random_roberta_base(Path(tmp) / model, tokenizer_dir))
             loop_texts = texts[:loop_n]
-            base = _in_fresh_process("loop", path, loop_texts, "", 1, device)
-            base_rate = len(loop_texts) / base["seconds"]
-            add(
-                Row(
-                    model,
-                    "one-per-call",
-                    1,
-                    round(base_rate, 1),
-                    1.0,
-                    round(base["peak_rss_mb"]),
-                    n=len(loop_texts),
-                    kind="loop",
-                    device=device,
-                )
-            )
+            loop = {"kind": "loop", "device": device}
+            base_measure = _in_fresh_process("loop", path, loop_texts, "", 1, device)
+            base_rate = add(model, "one-per-call", 1, len(loop_texts), base_measure, 0.0, **loop)
             pool_size = pool_workers or cores
             pooled = _in_fresh_process("loop", path, loop_texts, "", pool_size, device)
-            rate = len(loop_texts) / pooled["seconds"]
-            add(
-                Row(
-                    model,
-                    "one-per-call-pool",
-                    pool_size,
-                    round(rate, 1),
-                    round(rate / base_rate, 2),
-                    round(pooled["peak_rss_mb"]),
-                    n=len(loop_texts),
-                    kind="loop",
-                    device=device,
-                )
-            )
+            add(model, "one-per-call-pool", pool_size, len(loop_texts), pooled, base_rate, **loop)
             reference: np.ndarray | None = None
             for engine in engines:
                 bare_rate: float | None = None
                 if bare:
                     measured = _in_fresh_process("bare", path, texts, engine, 1, device)
-                    bare_rate = len(texts) / measured["seconds"]
-                    add(
-                        Row(
-                            model,
-                            engine,
-                            1,
-                            round(bare_rate, 1),
-                            round(bare_rate / base_rate, 2),
-                            round(measured["peak_rss_mb"]),
-                            n=len(texts),
-                            kind="bare",
-                            device=device,
-                        )
-                    )
+                    bare_rate = add(model, engine, 1, len(texts), measured, base_rate, kind="bare", device=device)
                 for w in workers:
                     result = _in_fresh_process("stage", path, texts, engine, w, device)
-                    rate = len(texts) / result["seconds"]
                     if model == EMBEDDED and engine == "torch-fp32" and reference is None:
                         reference = result["probs"]
                     if model == EMBEDDED and engine != "torch-fp32" and reference is not None:
@@ -294,19 +262,17 @@ def run_benchmark(
                             float(np.abs(probs - reference).max()),
                         )
                     agree = fidelity.get(engine) if engine != "torch-fp32" else None
+                    stage_rate = len(texts) / result["seconds"]
                     add(
-                        Row(
-                            model,
-                            engine,
-                            w,
-                            round(rate, 1),
-                            round(rate / base_rate, 2),
-                            round(result["peak_rss_mb"]),
-                            round(agree[0], 4) if agree else None,
-                            round(agree[1], 4) if agree else None,
-                            len(texts),
-                            device=device,
-                            share_of_bare=round(rate / bare_rate, 3) if bare_rate else None,
-                        )
+                        model,
+                        engine,
+                        w,
+                        len(texts),
+                        result,
+                        base_rate,
+                        label_agreement=round(agree[0], 4) if agree else None,
+                        max_prob_diff=round(agree[1], 4) if agree else None,
+                        device=device,
+                        share_of_bare=round(stage_rate / bare_rate, 3) if bare_rate else None,
                     )
     return rows
