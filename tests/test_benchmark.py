@@ -33,3 +33,32 @@ def test_scale_benchmark_reports_every_stage_for_a_small_day() -> None:
     assert all(getattr(row, f"{stage}_s") >= 0 for stage in STAGES)
     assert row.pipeline_s >= row.analyze_s > 0 and row.posts_per_s > 0
     assert row.coordinator_peak_rss_mb > 100 and row.engine == "torch-fp32"
+
+
+def test_warm_stage_loads_each_model_before_the_clock_and_reports_phases(tiny_roberta: Path) -> None:
+    import polars as pl
+
+    from tweet_signals.api import analyze_posts_with_stats
+
+    posts = pl.DataFrame({"id": [str(i) for i in range(len(TEXTS))], "text": TEXTS})
+    timings: dict[str, float] = {}
+    out, chunks = analyze_posts_with_stats(
+        posts,
+        model=str(tiny_roberta),
+        engine="torch-fp32",
+        device="cpu",
+        workers=2,
+        chunk_size=30,
+        timings=timings,
+        warm_start=True,
+    )
+    cold, _ = analyze_posts_with_stats(
+        posts, model=str(tiny_roberta), engine="torch-fp32", device="cpu", workers=2, chunk_size=30
+    )
+    assert out.equals(cold) and len(chunks) == 4
+    # The initializer loaded the model: no chunk loaded it again, in either worker.
+    assert all(c.model_loads_in_process == 1 for c in chunks)
+    assert {"startup_wait", "prepare", "analyze"} <= set(timings)
+    assert all({"read", "load", "encode", "model", "features", "write"} == set(c.phases) for c in chunks)
+    warm = _measure("stage-warm", str(tiny_roberta), TEXTS, "torch-fp32", 2, "cpu")
+    assert warm["phases"]["startup_wait"] >= 0 and warm["phases"]["model"] > 0

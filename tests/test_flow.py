@@ -68,6 +68,8 @@ def test_indian_csv_with_two_workers_then_rerun_computes_nothing(tmp_path: Path,
     assert len(by_pid) == 2
     assert all(loads == [1] * len(loads) for loads in by_pid.values())
     assert max(len(v) for v in by_pid.values()) >= 2
+    # Each chunk says where its time went; only a worker's first chunk loads the model.
+    assert all(set(c["phases"]) == {"read", "load", "encode", "model", "features", "write"} for c in chunks)
 
     state, again = _run(**fields)
     assert state.is_completed()

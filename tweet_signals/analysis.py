@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import polars as pl
 
 from tweet_signals.analyzers import loader
-from tweet_signals.analyzers.base import LABELS, Analyzer
+from tweet_signals.analyzers.base import LABELS, Analyzer, BatchedTextClassifier
 from tweet_signals.lexicon import keyword_boost
 from tweet_signals.storage import location, parquet_metadata, write_parquet_atomic
 from tweet_signals.tfidf import TfidfModel, load_tfidf
@@ -47,14 +48,25 @@ def engagement_weight(likes: int, retweets: int, replies: int, quotes: int) -> f
     return 1.0 + math.log1p(max(0, likes) + 2 * max(0, retweets) + max(0, replies) + 2 * max(0, quotes))
 
 
-def score_posts(
-    posts: pl.DataFrame, probs: np.ndarray, model_id: str, tfidf: TfidfModel, scoring: ScoringConfig
-) -> pl.DataFrame:
-    """The analyzed rows for ``posts`` (same order) given the model's probabilities."""
+@dataclass(frozen=True)
+class PostFeatures:
+    """The analyzed columns that do not depend on the model, for a run of posts."""
+
+    keyword_boost: np.ndarray
+    engagement_weight: np.ndarray
+    tfidf_relevance: np.ndarray
+
+    @staticmethod
+    def concat(parts: Sequence[PostFeatures]) -> PostFeatures:
+        if not parts:
+            return PostFeatures(np.zeros(0), np.zeros(0), np.zeros(0))
+        return PostFeatures(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(PostFeatures)))
+
+
+def post_features(posts: pl.DataFrame, tfidf: TfidfModel, scoring: ScoringConfig) -> PostFeatures:
+    """Keyword boost, engagement weight and TF-IDF market relevance of each post."""
     texts = posts["text"].to_list()
-    model_score = probs[:, 2].astype(np.float64) - probs[:, 0].astype(np.float64)
     boost = np.array([keyword_boost(t) for t in texts], dtype=np.float64)
-    score = np.clip(model_score + scoring.keyword_boost_weight * boost, -1.0, 1.0)
     if scoring.include_engagement:
         counts = [
             posts[c].fill_null(0).to_list() for c in ("like_count", "retweet_count", "reply_count", "quote_count")
@@ -62,6 +74,23 @@ def score_posts(
         weights = np.array([engagement_weight(*row) for row in zip(*counts, strict=True)], dtype=np.float64)
     else:
         weights = np.ones(posts.height)
+    relevance = tfidf.market_relevance(texts) if texts else np.zeros(0)
+    return PostFeatures(boost, weights, np.asarray(relevance, dtype=np.float64))
+
+
+def score_posts(
+    posts: pl.DataFrame,
+    probs: np.ndarray,
+    model_id: str,
+    tfidf: TfidfModel,
+    scoring: ScoringConfig,
+    features: PostFeatures | None = None,
+) -> pl.DataFrame:
+    """The analyzed rows for ``posts`` (same order) given the model's probabilities."""
+    if features is None:
+        features = post_features(posts, tfidf, scoring)
+    model_score = probs[:, 2].astype(np.float64) - probs[:, 0].astype(np.float64)
+    score = np.clip(model_score + scoring.keyword_boost_weight * features.keyword_boost, -1.0, 1.0)
     return pl.DataFrame(
         {
             "id": posts["id"],
@@ -70,19 +99,73 @@ def score_posts(
             "p_positive": probs[:, 2],
             "label": [LABELS[i] for i in probs.argmax(axis=1)] if len(probs) else [],
             "model_score": model_score,
-            "keyword_boost": boost,
+            "keyword_boost": features.keyword_boost,
             "score": score,
-            "engagement_weight": weights,
-            "tfidf_relevance": tfidf.market_relevance(texts) if texts else np.zeros(0),
+            "engagement_weight": features.engagement_weight,
+            "tfidf_relevance": features.tfidf_relevance,
             "model_id": [model_id] * posts.height,
         },
         schema=ANALYZED_SCHEMA,
     )
 
 
-def analyze_frame(posts: pl.DataFrame, analyzer: Analyzer, tfidf: TfidfModel, scoring: ScoringConfig) -> pl.DataFrame:
-    probs = analyzer.predict_proba(posts["text"].to_list()) if posts.height else np.zeros((0, 3), np.float32)
-    return score_posts(posts, probs, analyzer.model_id, tfidf, scoring)
+def analyze_frame(
+    posts: pl.DataFrame,
+    analyzer: Analyzer,
+    tfidf: TfidfModel,
+    scoring: ScoringConfig,
+    phases: dict[str, float] | None = None,
+) -> pl.DataFrame:
+    """Model probabilities plus the model-independent features, as analyzed rows.
+
+    On an accelerator the features are computed in slices between batch launches: the model
+    runs asynchronously, so the host's CPU work hides behind it instead of following it.
+    ``phases`` (when given) receives the seconds spent encoding, in the model and on features.
+    """
+    phases = phases if phases is not None else {}
+    if not posts.height:
+        return score_posts(posts, np.zeros((0, 3), np.float32), analyzer.model_id, tfidf, scoring)
+    texts = posts["text"].to_list()
+    if not isinstance(analyzer, BatchedTextClassifier):
+        started = time.perf_counter()
+        probs = analyzer.predict_proba(texts)
+        phases["model"] = time.perf_counter() - started
+        started = time.perf_counter()
+        features = post_features(posts, tfidf, scoring)
+        phases["features"] = time.perf_counter() - started
+        return score_posts(posts, probs, analyzer.model_id, tfidf, scoring, features)
+    started = time.perf_counter()
+    ids = analyzer.encode(texts)
+    phases["encode"] = time.perf_counter() - started
+    parts: list[PostFeatures] = []
+    feature_seconds = 0.0
+    # On an accelerator, about half a batch of CPU work per launch; on the CPU, one slice.
+    step = max(64, analyzer.max_batch_size // 2) if analyzer.runs_asynchronously else posts.height
+    pending = iter(range(0, posts.height, step))
+
+    def next_slice() -> bool:
+        """Compute the next slice of features; False once every slice is done."""
+        nonlocal feature_seconds
+        start = next(pending, None)
+        if start is None:
+            return False
+        t0 = time.perf_counter()
+        parts.append(post_features(posts.slice(start, step), tfidf, scoring))
+        feature_seconds += time.perf_counter() - t0
+        return True
+
+    started = time.perf_counter()
+    if analyzer.runs_asynchronously:
+        probs = analyzer.predict_proba_encoded(ids, between_batches=next_slice)
+        phases["model"] = time.perf_counter() - started - feature_seconds
+    else:
+        probs = analyzer.predict_proba_encoded(ids)
+        phases["model"] = time.perf_counter() - started
+    while next_slice():  # what was not done between batches
+        pass
+    features = PostFeatures.concat(parts)
+    phases["features"] = feature_seconds
+    return score_posts(posts, probs, analyzer.model_id, tfidf, scoring, features)
 
 
 @dataclass(frozen=True)
@@ -110,6 +193,9 @@ class ChunkResult:
     model_loads_in_process: int
     output_path: str
     peak_rss_mb: float = 0.0  # high-water mark of the worker process so far
+    # Seconds per phase of a computed chunk: read, load (model and TF-IDF, cached after the
+    # worker's first chunk), encode, model, features, write.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -136,17 +222,32 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
             desc.output_path,
             peak_rss_mb(),
         )
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = round(phases.get(name, 0.0) + now - clock, 4)
+        clock = now
+
     posts = (
         pl.scan_parquet(desc.clean_path)
         .slice(desc.start, desc.stop - desc.start)
         .select("id", "text", "like_count", "retweet_count", "reply_count", "quote_count")
         .collect()
     )
+    lap("read")
     analyzer = loader.load_analyzer(desc.analyzer)
     tfidf = load_tfidf(desc.tfidf_dir, desc.tfidf_digest)
-    frame = analyze_frame(posts, analyzer, tfidf, desc.scoring)
+    lap("load")
+    inner: dict[str, float] = {}
+    frame = analyze_frame(posts, analyzer, tfidf, desc.scoring, inner)
+    phases.update({k: round(v, 4) for k, v in inner.items()})
+    clock = time.perf_counter()
     metadata = {"config_key": desc.config_key, "rows": frame.height, "chunk": desc.chunk, "start": desc.start}
     write_parquet_atomic(frame, output, {**metadata, "stop": desc.stop})
+    lap("write")
     return ChunkResult(
         desc.chunk,
         frame.height,
@@ -156,6 +257,7 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
         loader.LOADS_IN_PROCESS,
         desc.output_path,
         peak_rss_mb(),
+        phases,
     )
 
 

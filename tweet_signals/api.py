@@ -6,12 +6,13 @@ spawn-based process pool when ``workers > 1``, so results equal the pipeline's.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,25 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.analysis import ChunkDescriptor, ChunkResult, ScoringConfig, analyze_chunk, plan_chunks
-from tweet_signals.analyzers.loader import DEFAULT_MODEL, AnalyzerConfig, check_model_available, resolve_engine
+from tweet_signals.analyzers.loader import (
+    DEFAULT_MODEL,
+    AnalyzerConfig,
+    check_model_available,
+    resolve_engine,
+    warm_worker,
+)
 from tweet_signals.sessions import DEFAULT_EXCHANGE, session_for
 from tweet_signals.signals import SignalThresholds, compute_signals
 from tweet_signals.storage import file_digest, write_parquet_atomic
 from tweet_signals.symbols import DEFAULT_SYMBOLS, alias_map, extract_symbols
-from tweet_signals.tfidf import fit_tfidf, save_tfidf
+from tweet_signals.tfidf import fit_sample, fit_tfidf, save_tfidf
 
 
 def analyze_posts(posts: pl.DataFrame, **options: Any) -> pl.DataFrame:
     """``posts`` (canonical schema: at least ``id`` and ``text``) with the analysis columns
-    appended, in the same order. TF-IDF is fitted on these posts. Options: ``model``,
-    ``workers``, ``keyword_boost_weight``, ``include_engagement``, ``device``, ``engine``,
-    ``chunk_size``."""
+    appended, in the same order. TF-IDF is fitted on these posts (a 200k sample above that, as in
+    the flow). Options: ``model``, ``workers``, ``keyword_boost_weight``, ``include_engagement``,
+    ``device``, ``engine``, ``chunk_size``."""
     return analyze_posts_with_stats(posts, **options)[0]
 
 
@@ -46,10 +53,16 @@ def analyze_posts_with_stats(
     engine: str = "auto",
     chunk_size: int = 2000,
     timings: dict[str, float] | None = None,
+    warm_start: bool = False,
 ) -> tuple[pl.DataFrame, list[ChunkResult]]:
-    """``analyze_posts`` plus each chunk's result (worker pid, seconds, peak memory). ``timings``,
-    when given, receives the seconds of ``prepare`` (posts written, TF-IDF fitted) and of
-    ``analyze`` (the chunks on the pool: start-up, model loading, scoring, Parquet writes)."""
+    """``analyze_posts`` plus each chunk's result (worker pid, seconds, peak memory, phases).
+
+    ``timings``, when given, receives the seconds of ``prepare`` (posts written, TF-IDF fitted)
+    and of ``analyze`` (the chunks on the pool: start-up, model loading, scoring, Parquet
+    writes). With ``warm_start`` the workers start and load their model while the posts are
+    prepared, and ``analyze`` starts once every worker is ready (the wait is ``startup_wait``):
+    throughput at full speed, as a long-lived pool would give.
+    """
     started = time.perf_counter()
     check_model_available(model)
     frame = posts.with_columns(
@@ -64,13 +77,17 @@ def analyze_posts_with_stats(
         AnalyzerConfig(model=model, device=device, engine=engine, threads=max(1, (os.cpu_count() or 1) // workers))
     )
     scoring = ScoringConfig(keyword_boost_weight, include_engagement)
-    with tempfile.TemporaryDirectory(prefix="tweet-signals-") as tmp:
+    pooled = workers > 1 and frame.height > chunk_size
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(_worker_pool(workers, analyzer if warm_start else None)) if pooled else None
+        ready = _all_workers_started(stack, pool, workers) if pool is not None and warm_start else None
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-"))
         root = Path(tmp)
         clean = write_parquet_atomic(
             frame.select("id", "text", "like_count", "retweet_count", "reply_count", "quote_count"),
             root / "posts.parquet",
         )
-        tfidf, top = fit_tfidf(frame["text"].to_list())
+        tfidf, top = fit_tfidf(fit_sample(clean)[0])  # as the flow fits a day: sampled above 200k posts
         save_tfidf(tfidf, top, root / "tfidf", {})
         descs = [
             ChunkDescriptor(
@@ -88,18 +105,45 @@ def analyze_posts_with_stats(
             )
             for i, (start, stop) in enumerate(plan_chunks(frame.height, chunk_size))
         ]
+        prepared = time.perf_counter()
+        if ready is not None:
+            wait(ready)
         mapped = time.perf_counter()
-        if workers == 1 or len(descs) <= 1:
-            results = [analyze_chunk(d) for d in descs]
-        else:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                results = list(pool.map(analyze_chunk, descs))
+        results = [analyze_chunk(d) for d in descs] if pool is None else list(pool.map(analyze_chunk, descs))
         if timings is not None:
-            timings.update(prepare=mapped - started, analyze=time.perf_counter() - mapped)
+            timings.update(
+                prepare=prepared - started, startup_wait=mapped - prepared, analyze=time.perf_counter() - mapped
+            )
         if not results:
             return posts, []
         analyzed = pl.concat([pl.read_parquet(r.output_path) for r in results])
     return pl.concat([posts, analyzed.drop("id")], how="horizontal"), results
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int, warm: AnalyzerConfig | None) -> Iterator[ProcessPoolExecutor]:
+    """A spawn-based pool; with ``warm``, each worker loads that model as it starts."""
+    context = multiprocessing.get_context("spawn")
+    if warm is None:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            yield pool
+        return
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=warm_worker, initargs=(warm,)) as pool:
+        yield pool
+
+
+def _all_workers_started(stack: contextlib.ExitStack, pool: ProcessPoolExecutor, workers: int) -> list[Future[None]]:
+    """Futures done once ``workers`` distinct processes have started (and run the initializer).
+
+    A spawn pool starts a process per submitted task while none is idle; the tasks meet at a
+    barrier, so no process can take two of them and every worker has to come up.
+    """
+    barrier = stack.enter_context(multiprocessing.get_context("spawn").Manager()).Barrier(workers)
+    return [pool.submit(_meet, barrier) for _ in range(workers)]
+
+
+def _meet(barrier: Any) -> None:
+    barrier.wait(timeout=900)
 
 
 def signals_from_posts(

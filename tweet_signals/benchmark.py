@@ -119,7 +119,10 @@ def _child_rss(_: int) -> float:
 # --- (3): our analyze stage ---------------------------------------------------------------------
 
 
-def _run_stage(model_path: str, texts: list[str], engine: str, workers: int, device: str) -> dict[str, Any]:
+def _run_stage(
+    model_path: str, texts: list[str], engine: str, workers: int, device: str, warm: bool = False
+) -> dict[str, Any]:
+    """The analyze stage; ``warm``: workers started and models loaded before the clock starts."""
     import polars as pl
 
     from tweet_signals.api import analyze_posts_with_stats
@@ -134,10 +137,18 @@ def _run_stage(model_path: str, texts: list[str], engine: str, workers: int, dev
         device=device,
         chunk_size=max(100, len(texts) // (4 * workers)),
         timings=timings,
+        warm_start=warm,
     )
     seconds = timings["analyze"]  # the stage as the flow runs it; TF-IDF is fitted before it
     probs = out.select("p_negative", "p_neutral", "p_positive").to_numpy()
-    return {"seconds": seconds, "peak_rss_mb": max(c.peak_rss_mb for c in chunks), "probs": probs}
+    # Where the workers' time went, summed over chunks (worker-seconds), and the wall-clock
+    # wait for warm workers that outlasted the preparation.
+    phases: dict[str, float] = {"startup_wait": round(timings["startup_wait"], 2)}
+    for chunk in chunks:
+        for name, value in chunk.phases.items():
+            phases[name] = round(phases.get(name, 0.0) + value, 2)
+    peak = max(c.peak_rss_mb for c in chunks)
+    return {"seconds": seconds, "peak_rss_mb": peak, "probs": probs, "phases": phases}
 
 
 def _run_bare(model_path: str, texts: list[str], engine: str, device: str) -> dict[str, Any]:
@@ -145,8 +156,8 @@ def _run_bare(model_path: str, texts: list[str], engine: str, device: str) -> di
     the device before the clock starts; only the forward passes are timed."""
     import torch
 
-    from tweet_signals.analyzers.engines import TorchLogits
     from tweet_signals.analyzers.loader import AnalyzerConfig, build_analyzer
+    from tweet_signals.analyzers.torch_engine import TorchLogits
 
     analyzer = build_analyzer(
         AnalyzerConfig(model=model_path, engine=engine, device=device, threads=os.cpu_count() or 1)
@@ -179,7 +190,7 @@ def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers:
         return _run_loop(model_path, texts, workers, device)
     if kind == "bare":
         return _run_bare(model_path, texts, engine, device)
-    return _run_stage(model_path, texts, engine, workers, device)
+    return _run_stage(model_path, texts, engine, workers, device, warm=kind == "stage-warm")
 
 
 def _in_fresh_process(*args: Any) -> dict[str, Any]:
@@ -199,9 +210,12 @@ class Row:
     label_agreement: float | None = None
     max_prob_diff: float | None = None
     n: int = 0
-    kind: str = "stage"  # loop: one tweet per call | stage: our analyze stage | bare: the model alone
+    # loop: one tweet per call | stage: our analyze stage, pool started with the clock as in a
+    # flow run | stage-warm: the same on workers that have loaded their model | bare: model alone
+    kind: str = "stage"
     device: str = "cpu"
     share_of_bare: float | None = None  # stage throughput / bare throughput, same engine and run
+    phases: dict[str, float] | None = None  # stage rows: worker-seconds per phase, summed over chunks
 
 
 def run_benchmark(
@@ -215,9 +229,11 @@ def run_benchmark(
     bare: bool = False,
     pool_workers: int = 0,
     tokenizer_dir: Path | None = None,
+    warm: bool = False,
 ) -> list[Row]:
     """Measure every row; fidelity of each engine against torch fp32 on the embedded model
-    (when it is among ``models``). ``bare`` adds the model alone on the same batches per engine."""
+    (when it is among ``models``). ``bare`` adds the model alone on the same batches per engine;
+    ``warm`` adds each stage again on workers that loaded their model before the clock."""
     texts = list(texts)
     rows: list[Row] = []
     fidelity: dict[str, tuple[float, float]] = {}
@@ -251,8 +267,8 @@ def run_benchmark(
                 if bare:
                     measured = _in_fresh_process("bare", path, texts, engine, 1, device)
                     bare_rate = add(model, engine, 1, len(texts), measured, base_rate, kind="bare", device=device)
-                for w in workers:
-                    result = _in_fresh_process("stage", path, texts, engine, w, device)
+                for w, kind in ((w, k) for w in workers for k in ("stage", "stage-warm")[: 1 + warm]):
+                    result = _in_fresh_process(kind, path, texts, engine, w, device)
                     if model == EMBEDDED and engine == "torch-fp32" and reference is None:
                         reference = result["probs"]
                     if model == EMBEDDED and engine != "torch-fp32" and reference is not None:
@@ -274,5 +290,7 @@ def run_benchmark(
                         max_prob_diff=round(agree[1], 4) if agree else None,
                         device=device,
                         share_of_bare=round(stage_rate / bare_rate, 3) if bare_rate else None,
+                        kind=kind,
+                        phases=result["phases"],
                     )
     return rows

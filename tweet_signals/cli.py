@@ -488,6 +488,9 @@ def benchmark(
     workers: Annotated[str, typer.Option(help="Worker counts, comma-separated (scale runs: the last one)")] = "1,2",
     device: Annotated[str, typer.Option(help="cpu or cuda (every row runs there)")] = "cpu",
     bare: Annotated[bool, typer.Option(help="Also time the model alone on the same batches")] = False,
+    warm: Annotated[
+        bool, typer.Option(help="Also time each stage on workers that loaded their model before the clock")
+    ] = False,
     pool_workers: Annotated[int, typer.Option(help="Processes of the one-per-call pool (0: cores)")] = 0,
     tokenizer: Annotated[
         Path | None, typer.Option(help="Tokenizer dir for the random RoBERTa (default: the packaged MiniLM one)")
@@ -535,6 +538,7 @@ def benchmark(
         bare=bare,
         pool_workers=pool_workers,
         tokenizer_dir=tokenizer,
+        warm=warm,
     )
     if as_json:
         sys.stdout.write(json.dumps({"n": n, "loop_n": loop_n, "rows": [asdict(r) for r in rows]}) + "\n")

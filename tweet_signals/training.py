@@ -18,13 +18,13 @@ import torch
 
 from tweet_signals.analyzers.base import LABELS, BatchedTextClassifier, preprocess_text
 from tweet_signals.analyzers.embedded import (
-    BASE_NAME,
     BASE_SHA256,
     MeanPoolClassifier,
     add_lora,
     build_base,
     save_adapter,
 )
+from tweet_signals.analyzers.embedded_files import BASE_NAME
 from tweet_signals.model_eval import Metrics, compute_metrics, read_labelled_csv, read_lines
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -129,8 +129,9 @@ class BatchedTextClassifier:
         """Token ids per text, truncated to ``max_length`` (no padding)."""
         limit = self.max_length * MAX_CHARS_PER_TOKEN
         prepared = [preprocess_text(t[:limit]) for t in texts]
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None and hasattr(backend, "encode_batch_fast"):
+        # transformers' fast tokenizers wrap a Rust ``tokenizers.Tokenizer``; ONNX workers hold one directly.
+        backend: Any = getattr(self.tokenizer, "backend_tokenizer", self.tokenizer)
+        if hasattr(backend, "encode_batch_fast"):
             # The Rust tokenizer without character offsets: the same ids, a quarter less time.
             backend.enable_truncation(self.max_length)
             backend.no_padding()
@@ -156,7 +157,16 @@ class BatchedTextClassifier:
                 mask[row, : lengths[i]] = 1
             yield batch, input_ids, mask
 
-    def predict_proba_encoded(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+    @property
+    def runs_asynchronously(self) -> bool:
+        """True when the engine queues batches on an accelerator and returns before they finish."""
+        return getattr(self.logits_fn, "asynchronous", False)
+
+    def predict_proba_encoded(
+        self, ids: Sequence[Sequence[int]], between_batches: Callable[[], object] | None = None
+    ) -> np.ndarray:
+        """Probabilities for already encoded texts. ``between_batches`` runs after each batch is
+        handed to the engine: host work placed there overlaps an asynchronous engine's compute."""
         out = np.zeros((len(ids), len(LABELS)), dtype=np.float32)
         order: list[np.ndarray] = []
 
@@ -164,6 +174,8 @@ class BatchedTextClassifier:
             for batch, input_ids, mask in self.padded_batches(ids):
                 order.append(batch)
                 yield input_ids, mask
+                if between_batches is not None:
+                    between_batches()
 
         # Engines with a ``stream`` (torch on a GPU) keep several batches in flight.
         stream = getattr(self.logits_fn, "stream", None)

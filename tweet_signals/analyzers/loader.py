@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from tweet_signals.analyzers.base import (
     LABELS,
@@ -20,6 +20,9 @@ from tweet_signals.analyzers.base import (
     ModelUnavailableError,
     label_permutation,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL = "cardiffnlp/twitter-roberta-base-sentiment-latest"
 EMBEDDED = "embedded"
@@ -62,9 +65,15 @@ def batch_shape(config: AnalyzerConfig, device: str) -> tuple[int, int]:
     return config.batch_tokens or tokens, config.max_batch_size or rows
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, engine: str = "") -> str:
     if device != "auto":
         return device
+    if engine.startswith("onnx-"):  # ask ONNX Runtime, so an ONNX worker never imports torch
+        import onnxruntime
+
+        return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+    import torch
+
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -76,7 +85,7 @@ def resolve_device(device: str) -> str:
 def model_revision(model: str) -> str:
     """A short fingerprint of the model's weights, so a changed model never reuses old chunks."""
     if model == EMBEDDED:
-        from tweet_signals.analyzers.embedded import ADAPTER_PATH, BASE_SHA256
+        from tweet_signals.analyzers.embedded_files import ADAPTER_PATH, BASE_SHA256
         from tweet_signals.storage import sha256_file
 
         if not ADAPTER_PATH.is_file():
@@ -97,7 +106,7 @@ def model_revision(model: str) -> str:
 def check_model_available(model: str) -> None:
     """Fail early, before anything is written, with one paragraph saying what to do."""
     if model == EMBEDDED:
-        from tweet_signals.analyzers.embedded import ADAPTER_PATH, base_model_dir, verify_base_weights
+        from tweet_signals.analyzers.embedded_files import ADAPTER_PATH, base_model_dir, verify_base_weights
 
         verify_base_weights(base_model_dir() / "model.safetensors")
         if not ADAPTER_PATH.is_file():
@@ -135,32 +144,101 @@ def _unavailable_message(model: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ModelParts:
+    """What every engine needs from a model, with the torch weights loaded only on demand:
+    an ONNX engine whose export is cached never holds the fp32 module (hundreds of MB)."""
+
+    tokenizer: Any
+    load_module: Callable[[], torch.nn.Module]  # the fp32 classifier, loaded once on first call
+    permutation: list[int | None]
+    model_id: str
+    pad_token_id: int
+    hf_output: bool  # the module returns an object with ``.logits``
+
+
+def _load_parts(config: AnalyzerConfig, engine: str) -> ModelParts:
+    """The model's tokenizer, labels and a loader for its weights. ONNX engines on a local
+    model read ``tokenizer.json`` with the Rust ``tokenizers`` library directly: transformers'
+    tokenizer classes import torch, which costs an ONNX worker ~200 MB for nothing."""
+    direct = engine.startswith("onnx-")
+    if config.model == EMBEDDED:
+        from tweet_signals.analyzers.embedded_files import EMBEDDED_MODEL_ID, base_model_dir
+
+        def load_embedded_module() -> torch.nn.Module:
+            from tweet_signals.analyzers.embedded import load_embedded
+
+            return load_embedded()[1]
+
+        tokenizer, _ = _tokenizer(base_model_dir(), direct)
+        return ModelParts(tokenizer, _once(load_embedded_module), [0, 1, 2], EMBEDDED_MODEL_ID, 0, hf_output=False)
+    local_dir = Path(config.model) if Path(config.model).is_dir() else None
+    local = local_dir is not None or _offline()
+    try:
+        if local_dir is not None:
+            tokenizer, pad_id = _tokenizer(local_dir, direct)
+            id2label = json.loads((local_dir / "config.json").read_text(encoding="utf-8"))["id2label"]
+        else:
+            from transformers import AutoConfig, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=local)
+            pad_id = int(tokenizer.pad_token_id or 0)
+            model_config = AutoConfig.from_pretrained(config.model, local_files_only=local, trust_remote_code=False)
+            id2label = model_config.id2label
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(_unavailable_message(config.model)) from exc
+
+    def load_module() -> torch.nn.Module:
+        from transformers import AutoModelForSequenceClassification
+
+        try:
+            module = AutoModelForSequenceClassification.from_pretrained(
+                config.model, local_files_only=local, use_safetensors=True, trust_remote_code=False
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailableError(_unavailable_message(config.model)) from exc
+        return module.eval()
+
+    return ModelParts(tokenizer, _once(load_module), label_permutation(id2label), config.model, pad_id, hf_output=True)
+
+
+def _tokenizer(directory: Path, direct: bool) -> tuple[Any, int]:
+    """(tokenizer, pad token id) of a local model directory; ``direct``: the Rust tokenizer
+    from ``tokenizer.json`` when there is one (same ids, see the tests), else transformers'."""
+    if direct and (directory / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        settings = (
+            json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+            if (directory / "tokenizer_config.json").is_file()
+            else {}
+        )
+        pad = settings.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+        return tokenizer, int(pad_id or 0)
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    return auto, int(auto.pad_token_id or 0)
+
+
+def _once(load: Callable[[], torch.nn.Module]) -> Callable[[], torch.nn.Module]:
+    loaded: list[torch.nn.Module] = []
+
+    def cached() -> torch.nn.Module:
+        if not loaded:
+            loaded.append(load())
+        return loaded[0]
+
+    return cached
+
+
 def _load_torch(config: AnalyzerConfig, device: str) -> tuple[Any, torch.nn.Module, list[int | None], str, int, bool]:
     """Tokenizer, fp32 module, label permutation, model id, pad id, whether it returns ``.logits``."""
-    if config.model == EMBEDDED:
-        from tweet_signals.analyzers.embedded import EMBEDDED_MODEL_ID, load_embedded
-
-        tokenizer, module = load_embedded()
-        return tokenizer, module, [0, 1, 2], EMBEDDED_MODEL_ID, 0, False
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    local = Path(config.model).is_dir() or _offline()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=local)
-        module = AutoModelForSequenceClassification.from_pretrained(
-            config.model, local_files_only=local, use_safetensors=True, trust_remote_code=False
-        )
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailableError(_unavailable_message(config.model)) from exc
-    module.eval()
-    return (
-        tokenizer,
-        module,
-        label_permutation(module.config.id2label),
-        config.model,
-        int(tokenizer.pad_token_id or 0),
-        True,
-    )
+    parts = _load_parts(config, "torch-fp32")
+    return parts.tokenizer, parts.load_module(), parts.permutation, parts.model_id, parts.pad_token_id, parts.hf_output
 
 
 def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
@@ -168,30 +246,33 @@ def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
     global LOADS_IN_PROCESS
     from tweet_signals.analyzers.engines import make_logits_fn
 
+    engine = config.engine if config.engine != "auto" else resolve_engine(config).engine
     if config.threads > 0:
-        torch.set_num_threads(config.threads)
+        if not engine.startswith("onnx-"):  # ONNX Runtime takes its thread count per session
+            import torch
+
+            torch.set_num_threads(config.threads)
         # The Rust tokenizer's thread pool (built at its first batch) gets the same share of the
         # cores: N workers x all cores each would oversubscribe the machine.
         os.environ.setdefault("RAYON_NUM_THREADS", str(config.threads))
-    device = resolve_device(config.device)
-    engine = config.engine if config.engine != "auto" else resolve_engine(config).engine
+    device = resolve_device(config.device, engine)
     check_model_available(config.model)
-    tokenizer, module, permutation, model_id, pad_id, hf_output = _load_torch(config, device)
+    parts = _load_parts(config, engine)
     model_dir = Path(config.model) if Path(config.model).is_dir() else None
     logits_fn = make_logits_fn(
-        engine, module, device, hf_output, config.threads, model_dir, model_revision(config.model)
+        engine, parts.load_module, device, parts.hf_output, config.threads, model_dir, model_revision(config.model)
     )
     LOADS_IN_PROCESS += 1
     batch_tokens, max_batch_size = batch_shape(config, device)
     return BatchedTextClassifier(
-        model_id=model_id,
-        tokenizer=tokenizer,
+        model_id=parts.model_id,
+        tokenizer=parts.tokenizer,
         logits_fn=logits_fn,
-        permutation=permutation,
+        permutation=parts.permutation,
         max_length=config.max_length,
         batch_tokens=batch_tokens,
         max_batch_size=max_batch_size,
-        pad_token_id=pad_id,
+        pad_token_id=parts.pad_token_id,
         extra={"device": device, "engine": engine, "labels": LABELS},
     )
 
@@ -258,6 +339,12 @@ def resolve_engine(config: AnalyzerConfig) -> AnalyzerConfig:
 def load_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
     """The per-process model cache: a worker loads each configured model once and reuses it."""
     return build_analyzer(config)
+
+
+def warm_worker(config: AnalyzerConfig) -> None:
+    """Process-pool initializer: load the model and run it once (on a GPU the first call pays for
+    the CUDA context and kernel loading), so the worker's first chunk starts at full speed."""
+    load_analyzer(config).predict_proba(["warm-up"])
 
 
 def config_digest(fields: dict[str, object]) -> str:
