@@ -190,6 +190,11 @@ def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers:
         return _run_loop(model_path, texts, workers, device)
     if kind == "bare":
         return _run_bare(model_path, texts, engine, device)
+    if kind == "export":  # an ONNX graph is exported once per model revision, not per run
+        from tweet_signals.analyzers.loader import AnalyzerConfig, build_analyzer
+
+        build_analyzer(AnalyzerConfig(model=model_path, engine=engine, device=device))
+        return {}
     return _run_stage(model_path, texts, engine, workers, device, warm=kind == "stage-warm")
 
 
@@ -263,6 +268,8 @@ def run_benchmark(
             add(model, "one-per-call-pool", pool_size, len(loop_texts), pooled, base_rate, **loop)
             reference: np.ndarray | None = None
             for engine in engines:
+                if engine.startswith("onnx-"):
+                    _in_fresh_process("export", path, [], engine, 1, device)
                 bare_rate: float | None = None
                 if bare:
                     measured = _in_fresh_process("bare", path, texts, engine, 1, device)
