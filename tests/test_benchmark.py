@@ -62,3 +62,11 @@ def test_warm_stage_loads_each_model_before_the_clock_and_reports_phases(tiny_ro
     assert all({"read", "load", "encode", "model", "features", "write"} == set(c.phases) for c in chunks)
     warm = _measure("stage-warm", str(tiny_roberta), TEXTS, "torch-fp32", 2, "cpu")
     assert warm["phases"]["startup_wait"] >= 0 and warm["phases"]["model"] > 0
+
+
+def test_feature_rates_time_both_paths_on_the_same_posts() -> None:
+    from tweet_signals.benchmark import feature_rates
+
+    rows = feature_rates(TEXTS * 3, slice_rows=(64, 0), repeats=1)
+    assert [r["slice_rows"] for r in rows] == [64, 360]
+    assert all(r["python_us_per_post"] > 0 and r["vectorised_us_per_post"] > 0 and r["speedup"] > 0 for r in rows)

@@ -18,8 +18,8 @@ import polars as pl
 
 from tweet_signals.analyzers import loader
 from tweet_signals.analyzers.base import LABELS, Analyzer, BatchedTextClassifier
-from tweet_signals.lexicon import keyword_boost
 from tweet_signals.storage import location, parquet_metadata, write_parquet_atomic
+from tweet_signals.text_features import engagement_weights, keyword_boosts
 from tweet_signals.tfidf import TfidfModel, load_tfidf
 
 ANALYZED_SCHEMA: dict[str, pl.DataType] = {
@@ -66,12 +66,9 @@ class PostFeatures:
 def post_features(posts: pl.DataFrame, tfidf: TfidfModel, scoring: ScoringConfig) -> PostFeatures:
     """Keyword boost, engagement weight and TF-IDF market relevance of each post."""
     texts = posts["text"].to_list()
-    boost = np.array([keyword_boost(t) for t in texts], dtype=np.float64)
+    boost = keyword_boosts(texts)
     if scoring.include_engagement:
-        counts = [
-            posts[c].fill_null(0).to_list() for c in ("like_count", "retweet_count", "reply_count", "quote_count")
-        ]
-        weights = np.array([engagement_weight(*row) for row in zip(*counts, strict=True)], dtype=np.float64)
+        weights = engagement_weights(*(posts[c] for c in ("like_count", "retweet_count", "reply_count", "quote_count")))
     else:
         weights = np.ones(posts.height)
     relevance = tfidf.market_relevance(texts) if texts else np.zeros(0)
@@ -139,8 +136,9 @@ def analyze_frame(
     phases["encode"] = time.perf_counter() - started
     parts: list[PostFeatures] = []
     feature_seconds = 0.0
-    # On an accelerator, about half a batch of CPU work per launch; on the CPU, one slice.
-    step = max(64, analyzer.max_batch_size // 2) if analyzer.runs_asynchronously else posts.height
+    # On an accelerator, one batch's rows of features per launch (a few ms of host work, less
+    # than the batch's GPU time, so the queue never drains); on the CPU, one slice.
+    step = max(64, analyzer.max_batch_size) if analyzer.runs_asynchronously else posts.height
     pending = iter(range(0, posts.height, step))
 
     def next_slice() -> bool:

@@ -501,12 +501,32 @@ def benchmark(
     engine: Annotated[str, typer.Option(help="Scale runs: engine")] = "auto",
     chunk_size: Annotated[int, typer.Option(help="Scale runs: posts per analyze task")] = 5000,
     task_overhead: Annotated[bool, typer.Option(help="Scale runs: also time no-op tasks on the pool")] = True,
+    features: Annotated[
+        bool, typer.Option(help="Time the model-independent columns instead: Python rules vs vectorised")
+    ] = False,
     as_json: JsonOut = False,
 ) -> None:
     """Our analyze stage per engine vs the one-tweet-per-call loop, measured in the same run;
     or, with --scale, the whole pipeline at growing sizes."""
     if scale:
         _scale_benchmark(sizes, model, device, engine, workers, chunk_size, tokenizer, task_overhead, as_json)
+        return
+    if features:
+        from datetime import date as day
+
+        from tweet_signals.benchmark import feature_rates
+        from tweet_signals.sources.synthetic import generate_posts
+
+        rates = feature_rates([r["text"] for r in generate_posts(day(2026, 1, 7), n)])
+        if as_json:
+            sys.stdout.write(json.dumps({"n": n, "rows": rates}) + "\n")
+            return
+        feature_table = Table(title=f"keyword boost + engagement + TF-IDF relevance, {n} generated posts")
+        for col in rates[0]:
+            feature_table.add_column(col, justify="right")
+        for rate in rates:
+            feature_table.add_row(*map(str, rate.values()))
+        Console().print(feature_table)
         return
     from dataclasses import asdict
 

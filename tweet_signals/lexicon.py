@@ -147,7 +147,9 @@ MARKET_TERMS = frozenset(
         "dii",
     ]
 )
-_TOKEN = re.compile(r"[\w']+|[🚀📈📉]")
+# Words (apostrophes kept: "don't") and the three market emoji.
+KEYWORD_TOKEN_PATTERN = r"[\w']+|[🚀📈📉]"
+_TOKEN = re.compile(KEYWORD_TOKEN_PATTERN)
 
 
 def keyword_boost(text: str) -> float:

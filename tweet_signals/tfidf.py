@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import polars as pl
@@ -44,7 +44,22 @@ class TfidfModel:
         return sparse.diags(1.0 / norms) @ weighted
 
     def market_relevance(self, texts: Sequence[str]) -> np.ndarray:
-        """Share of each text's (l2-normalised) TF-IDF vector on market terms: 0…1."""
+        """Share of each text's (l2-normalised) TF-IDF vector on market terms: 0…1 (vectorised;
+        the same numbers as ``market_relevance_reference``)."""
+        from tweet_signals.text_features import market_relevances
+
+        return market_relevances(self, texts)
+
+    @cached_property
+    def vocabulary_frame(self) -> pl.DataFrame:
+        """term → vocabulary column: the table the vectorised path joins tokens on."""
+        return pl.DataFrame(
+            {"term": self.vocabulary, "col": np.arange(len(self.vocabulary), dtype=np.int64)},
+            schema={"term": pl.String, "col": pl.Int64},
+        )
+
+    def market_relevance_reference(self, texts: Sequence[str]) -> np.ndarray:
+        """The defining rule, through scikit-learn's tokeniser and sparse matrices."""
         matrix = self.transform(texts)
         if len(self.market_columns) == 0:
             return np.zeros(len(texts))
