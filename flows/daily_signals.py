@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from dataclasses import asdict
 from datetime import date
@@ -21,7 +23,7 @@ from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-from tasks.analyze import analyze_chunk_task
+from tasks.analyze import analyze_chunk_task, start_worker_task
 from tasks.clean import dedupe, fit_day_tfidf
 from tasks.collect import collect
 from tasks.signals import build_signals
@@ -32,6 +34,7 @@ from tweet_signals.analyzers.loader import (
     config_digest,
     model_revision,
     resolve_engine,
+    warm_worker,
 )
 from tweet_signals.params import SignalsParams, resolve_workers
 from tweet_signals.report import summary_markdown, write_chart
@@ -59,10 +62,11 @@ def scheduled_date(exchange: str) -> date:
     return start.astimezone(calendar(exchange).tz).date()
 
 
-def chunk_runner(params: SignalsParams, workers: int) -> Any:
+def chunk_runner(params: SignalsParams, workers: int, analyzer: AnalyzerConfig) -> Any:
     """Where the chunks run. Process pool: one worker runs in-process (no pool start-up, the model
-    loads once here), more use Prefect's ProcessPoolTaskRunner. Dask: an existing cluster at
-    ``dask_address``, or a LocalCluster of ``dask_workers`` single-threaded worker processes."""
+    loads once here), more use Prefect's ProcessPoolTaskRunner, whose processes load the model as
+    they start. Dask: an existing cluster at ``dask_address``, or a LocalCluster of
+    ``dask_workers`` single-threaded worker processes."""
     if params.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -73,7 +77,21 @@ def chunk_runner(params: SignalsParams, workers: int) -> Any:
         )
     if workers <= 1:
         return ThreadPoolTaskRunner(max_workers=1)
-    return ProcessPoolTaskRunner(max_workers=workers)
+    return ProcessPoolTaskRunner(max_workers=workers, initializer=warm_worker, initargs=(analyzer,))
+
+
+def start_workers(runner: Any, workers: int, analyzer: AnalyzerConfig, rendezvous: str) -> list[Any]:
+    """Start the pool's workers now, so their start-up and model loading overlap collect, dedupe
+    and the TF-IDF fit: a spawn pool starts one process per task submitted while none is idle,
+    and each runs the initializer (or, in-process, the task body) that loads the model. The
+    futures give the workers' process ids."""
+    return [
+        runner.submit(
+            start_worker_task,
+            parameters={"index": index, "config": analyzer, "rendezvous": rendezvous, "workers": workers},
+        )
+        for index in range(workers)
+    ]
 
 
 def run_chunks(descs: list[ChunkDescriptor], runner: Any, retries: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
@@ -91,23 +109,22 @@ def run_chunks(descs: list[ChunkDescriptor], runner: Any, retries: int) -> tuple
     artifact = create_progress_artifact(0.0, key=f"analyze-progress-{descs[0].run_date}", description="analyze chunks")
     assert isinstance(artifact, UUID)  # the sync API in a sync flow
     started, computed_rows = time.perf_counter(), 0
-    with runner:
-        futures = {runner.submit(chunk_task, parameters={"desc": d}): d for d in descs}
-        for done, future in enumerate(as_completed(list(futures)), 1):
-            desc = futures[future]
-            try:
-                result = future.result().as_dict()
-            except Exception as exc:  # the chunk failed after its retries; the others go on
-                failures[desc.chunk] = f"{type(exc).__name__}: {exc}"
-                logger.error("chunk %d failed: %s", desc.chunk, failures[desc.chunk])
-            else:
-                results.append(result)
-                computed_rows += int(result["rows"]) if result["status"] == "computed" else 0
-            rate = computed_rows / max(time.perf_counter() - started, 1e-9)
-            message = f"{desc.run_date}: analyze {done}/{len(descs)} chunks, {rate:.0f} tweets/s"
-            update_progress_artifact(artifact, 100.0 * done / len(descs), description=message)
-            logger.info(message)
-            PROGRESS.info(message)
+    futures = {runner.submit(chunk_task, parameters={"desc": d}): d for d in descs}
+    for done, future in enumerate(as_completed(list(futures)), 1):
+        desc = futures[future]
+        try:
+            result = future.result().as_dict()
+        except Exception as exc:  # the chunk failed after its retries; the others go on
+            failures[desc.chunk] = f"{type(exc).__name__}: {exc}"
+            logger.error("chunk %d failed: %s", desc.chunk, failures[desc.chunk])
+        else:
+            results.append(result)
+            computed_rows += int(result["rows"]) if result["status"] == "computed" else 0
+        rate = computed_rows / max(time.perf_counter() - started, 1e-9)
+        message = f"{desc.run_date}: analyze {done}/{len(descs)} chunks, {rate:.0f} tweets/s"
+        update_progress_artifact(artifact, 100.0 * done / len(descs), description=message)
+        logger.info(message)
+        PROGRESS.info(message)
     return sorted(results, key=lambda r: r["chunk"]), failures
 
 
@@ -136,6 +153,7 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
 
 def _process_session(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any] | State:
     timings: dict[str, float] = {}
+    previous = read_json(storage.manifest(run_date)) or {}
     manifest: dict[str, Any] = {
         "run_date": str(run_date),
         "status": "running",
@@ -143,16 +161,6 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
         "model": {"id": params.model, "revision": model_revision(params.model)},
     }
     write_json_atomic(manifest, storage.manifest(run_date))
-
-    t0 = time.perf_counter()
-    collected = collect(params, run_date)
-    timings["collect"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    clean = dedupe(params, run_date)
-    timings["dedupe"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tfidf = fit_day_tfidf(params, run_date, str(clean["digest"]))
-    timings["tfidf"] = time.perf_counter() - t0
 
     dask = params.task_runner == "dask"
     workers = params.dask_workers if dask else resolve_workers(params.workers, params.model, params.device)
@@ -165,6 +173,39 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
             threads=max(1, (os.cpu_count() or 1) // workers),
         )
     )
+    with contextlib.ExitStack() as pool:
+        runner = pool.enter_context(chunk_runner(params, workers, analyzer))
+        started: list[Any] = []
+        # Only pool processes are started early: in-process (one worker) the model is loaded once
+        # and kept across runs anyway. A day that finished before has little or nothing to
+        # analyze: don't load models for it.
+        if not dask and workers > 1 and previous.get("status") != "complete":
+            rendezvous = pool.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-"))
+            started = start_workers(runner, workers, analyzer, rendezvous)
+        return _run_stages(params, run_date, storage, manifest, timings, workers, analyzer, runner, started)
+
+
+def _run_stages(
+    params: SignalsParams,
+    run_date: date,
+    storage: Storage,
+    manifest: dict[str, Any],
+    timings: dict[str, float],
+    workers: int,
+    analyzer: AnalyzerConfig,
+    runner: Any,
+    started: list[Any],
+) -> dict[str, Any] | State:
+    t0 = time.perf_counter()
+    collected = collect(params, run_date)
+    timings["collect"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clean = dedupe(params, run_date)
+    timings["dedupe"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tfidf = fit_day_tfidf(params, run_date, str(clean["digest"]))
+    timings["tfidf"] = time.perf_counter() - t0
+
     scoring = ScoringConfig(params.keyword_boost_weight, params.include_engagement)
     config_key = config_digest(
         {**analyzer.output_fields(), **asdict(scoring), "clean": clean["digest"], "tfidf": tfidf["digest"]}
@@ -188,7 +229,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
         for i, (start, stop) in enumerate(plan_chunks(n_rows, params.chunk_size))
     ]
     t0 = time.perf_counter()
-    results, failures = run_chunks(descs, chunk_runner(params, workers), params.chunk_retries)
+    results, failures = run_chunks(descs, runner, params.chunk_retries)
     timings["analyze"] = time.perf_counter() - t0
     computed = [r for r in results if r["status"] == "computed"]
     analyze_summary = {
@@ -200,6 +241,9 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
         "reused": len(results) - len(computed),
         "failed": sorted(failures),
         "rows": sum(int(r["rows"]) for r in results),
+        # Processes started (model loaded) while collect, dedupe and TF-IDF ran; none for Dask
+        # or for a day that had completed before.
+        "worker_pids": sorted({f.result() for f in started}),
         "tweets_per_s": round(sum(int(r["rows"]) for r in computed) / timings["analyze"], 1) if computed else None,
     }
     manifest.update(

@@ -65,7 +65,8 @@ def test_indian_csv_with_two_workers_then_rerun_computes_nothing(tmp_path: Path,
     by_pid: dict[int, list[int]] = {}
     for chunk in chunks:
         by_pid.setdefault(chunk["pid"], []).append(chunk["model_loads_in_process"])
-    assert len(by_pid) == 2
+    # Both workers started (and loaded the model) while collect and dedupe ran.
+    assert len(m["analyze"]["worker_pids"]) == 2 and set(by_pid) <= set(m["analyze"]["worker_pids"])
     assert all(loads == [1] * len(loads) for loads in by_pid.values())
     assert max(len(v) for v in by_pid.values()) >= 2
     # Each chunk says where its time went; only a worker's first chunk loads the model.
@@ -75,6 +76,7 @@ def test_indian_csv_with_two_workers_then_rerun_computes_nothing(tmp_path: Path,
     assert state.is_completed()
     assert again is not None
     assert again["analyze"]["computed"] == 0 and again["analyze"]["reused"] == len(chunks)
+    assert again["analyze"]["worker_pids"] == []  # a completed day starts no workers
     assert again["collect"]["status"] == "reused"
     assert again["dedupe"]["status"] == again["tfidf"]["status"] == again["signals"]["status"] == "reused"
 

@@ -215,8 +215,8 @@ class Row:
     label_agreement: float | None = None
     max_prob_diff: float | None = None
     n: int = 0
-    # loop: one tweet per call | stage: our analyze stage, pool started with the clock as in a
-    # flow run | stage-warm: the same on workers that have loaded their model | bare: model alone
+    # loop: one tweet per call | stage: our analyze stage, pool started with the clock |
+    # stage-warm: the same on workers that have loaded their model | bare: the model alone
     kind: str = "stage"
     device: str = "cpu"
     share_of_bare: float | None = None  # stage throughput / bare throughput, same engine and run

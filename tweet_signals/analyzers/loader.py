@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -343,8 +344,14 @@ def load_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
 
 def warm_worker(config: AnalyzerConfig) -> None:
     """Process-pool initializer: load the model and run it once (on a GPU the first call pays for
-    the CUDA context and kernel loading), so the worker's first chunk starts at full speed."""
-    load_analyzer(config).predict_proba(["warm-up"])
+    the CUDA context and kernel loading), so the worker's first chunk starts at full speed.
+
+    Best effort: an error here would break the whole pool, so it is logged and left for the
+    first chunk's own load to raise (where retries and the failure report apply)."""
+    try:
+        load_analyzer(config).predict_proba(["warm-up"])
+    except Exception as exc:
+        logging.getLogger(__name__).warning("warm-up of %s failed: %s", config.model, exc)
 
 
 def config_digest(fields: dict[str, object]) -> str:
