@@ -25,8 +25,10 @@ def train_model(
     epochs: int = TrainConfig.epochs,
     seed: int = TrainConfig.seed,
     limit: int | None = None,
+    learning_rate: float = TrainConfig.learning_rate,
 ) -> dict[str, Any]:
     """Fine-tune on the labelled sets in ``shared_data``; keep the best held-out epoch."""
-    report = train_task(shared_data, output, TrainConfig(epochs=epochs, seed=seed, limit=limit))
+    config = TrainConfig(epochs=epochs, seed=seed, limit=limit, learning_rate=learning_rate)
+    report = train_task(shared_data, output, config)
     write_model_card(Path(output).with_name("MODEL_CARD.md"), report)
     return report

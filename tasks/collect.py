@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,7 @@ from tweet_signals.schema import (
     quarantine_frame,
 )
 from tweet_signals.sessions import NotASessionError, session_window
-from tweet_signals.sources.files import ReadResult, parse_column_map, read_posts
+from tweet_signals.sources.files import parse_column_map, stream_posts
 from tweet_signals.sources.synthetic import generate_posts
 from tweet_signals.sources.x_api import (
     DEFAULT_BASE_URL,
@@ -84,14 +85,18 @@ def fetch_x(params: SignalsParams, run_date: date) -> FetchReport:
     return fetch_window(resolve_token(params.x_token_secret), query, start, end, pages, settings)
 
 
-def read_source(params: SignalsParams, run_date: date) -> ReadResult:
+def stream_source(
+    params: SignalsParams, run_date: date, on_rows: Callable[[pl.DataFrame], None]
+) -> tuple[pl.DataFrame, int, dict[str, int]]:
+    """Hand the file or X-page posts to ``on_rows`` batch by batch; return the quarantine, the
+    records read and the repairs."""
     if params.source == "x":
         pages = x_pages_dir(params, run_date)
-        return read_posts(pages, {}, "x") if pages.is_dir() else ReadResult(posts_frame([]), quarantine_frame([]), 0)
+        return stream_posts(pages, on_rows, {}, "x") if pages.is_dir() else (quarantine_frame([]), 0, {})
     if params.source == "file":
         if not params.input:
             raise ValueError("source=file needs an input path (--input)")
-        return read_posts(Path(params.input), parse_column_map(params.columns), "file", params.naive_tz)
+        return stream_posts(Path(params.input), on_rows, parse_column_map(params.columns), "file", params.naive_tz)
     raise ValueError(f"unknown source {params.source!r}")
 
 
@@ -165,27 +170,33 @@ def collect(params: SignalsParams, run_date: date) -> CollectResult:
     if params.source == "synthetic":
         return CollectResult(str(path), "collected", **write_synthetic(params, run_date, path))  # type: ignore[arg-type]
     fetched = fetch_x(params, run_date).as_dict() if params.source == "x" else None
-    result = read_source(params, run_date)
-    posts, out_of_window = split_window(result.posts, run_date, params.exchange)
-    counts: dict[str, object] = {
-        "records_in": result.records_in,
-        "posts": posts.height,
-        "out_of_window": out_of_window,
-        "quarantined": result.quarantine.height,
-        "repairs": result.repairs,
-        "x_api": fetched,
-    }
-    # Every record is accounted for: in the window, for another session, or quarantined.
-    assert result.records_in == posts.height + out_of_window + result.quarantine.height
-    if result.quarantine.height:
-        write_parquet_atomic(result.quarantine, storage.quarantine(run_date), {"counts": counts})
-        get_run_logger().warning(
-            "%d record(s) quarantined in %s", result.quarantine.height, storage.quarantine(run_date)
-        )
-    if posts.height == 0:
-        raise EmptyDayError(
-            f"No usable posts for session {run_date}: {result.records_in} record(s) read, "
-            f"{out_of_window} outside the session's window, {result.quarantine.height} quarantined."
-        )
-    write_parquet_atomic(posts, path, {"counts": counts, "source": params.source})
+    posts = out_of_window = 0
+    with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
+
+        def write_inside(rows: pl.DataFrame) -> None:
+            nonlocal posts, out_of_window
+            inside, outside = split_window(rows, run_date, params.exchange)
+            writer.write(inside)
+            posts, out_of_window = posts + inside.height, out_of_window + outside
+
+        quarantine, records_in, repairs = stream_source(params, run_date, write_inside)
+        counts: dict[str, object] = {
+            "records_in": records_in,
+            "posts": posts,
+            "out_of_window": out_of_window,
+            "quarantined": quarantine.height,
+            "repairs": repairs,
+            "x_api": fetched,
+        }
+        # Every record is accounted for: in the window, for another session, or quarantined.
+        assert records_in == posts + out_of_window + quarantine.height
+        if quarantine.height:
+            write_parquet_atomic(quarantine, storage.quarantine(run_date), {"counts": counts})
+            get_run_logger().warning("%d record(s) quarantined in %s", quarantine.height, storage.quarantine(run_date))
+        if posts == 0:  # raised inside the writer: nothing is published
+            raise EmptyDayError(
+                f"No usable posts for session {run_date}: {records_in} record(s) read, "
+                f"{out_of_window} outside the session's window, {quarantine.height} quarantined."
+            )
+        writer.close({"counts": counts, "source": params.source})
     return CollectResult(str(path), "collected", **counts)  # type: ignore[arg-type]

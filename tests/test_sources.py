@@ -229,3 +229,27 @@ def test_generated_parquet_records_are_split_not_lost(tmp_path: Path, rows: list
     frame.write_parquet(tmp_path / "rows.parquet")
     result = read_posts(tmp_path / "rows.parquet")
     assert result.records_in == len(rows) == result.posts.height + result.quarantine.height
+
+
+def test_large_inputs_are_handed_on_in_bounded_batches(tmp_path: Path, monkeypatch) -> None:
+    """Readers never hold a whole input as records: rows leave in batches of ROW_BATCH, and the
+    batches add up to exactly what the one-frame reader returns, quarantine included."""
+    from tweet_signals.sources import files
+
+    records: list[object] = [
+        {"id": i, "created_at": f"2026-01-07T0{i % 9}:00:00Z", "text": f"nifty {i}"} for i in range(40)
+    ]
+    records[5], records[17] = "{broken", {"id": 17}  # malformed JSON, missing fields
+    _write_jsonl(tmp_path / "big.jsonl", records)
+    pl.DataFrame([r for r in records if isinstance(r, dict) and "text" in r]).with_columns(
+        pl.col("id").cast(pl.String)
+    ).write_parquet(tmp_path / "big.parquet")
+    whole = {name: read_posts(tmp_path / name) for name in ("big.jsonl", "big.parquet")}
+    monkeypatch.setattr(files, "ROW_BATCH", 7)
+    for name, expected in whole.items():
+        batches: list[pl.DataFrame] = []
+        quarantine, records_in, _ = files.stream_posts(tmp_path / name, batches.append)
+        assert [b.height for b in batches[:-1]] == [7] * (len(batches) - 1) and 0 < batches[-1].height <= 7
+        assert pl.concat(batches).equals(expected.posts) and quarantine.equals(expected.quarantine)
+        assert records_in == expected.records_in == sum(b.height for b in batches) + quarantine.height
+    assert whole["big.jsonl"].quarantine.height == 2 and whole["big.parquet"].posts.height == 38

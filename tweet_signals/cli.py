@@ -349,16 +349,25 @@ def train_model_cmd(
     epochs: int = 4,
     seed: int = 13,
     limit: Annotated[int | None, typer.Option(help="Rows per set (quick smoke runs)")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak learning rate (AdamW, linear decay; default: the model card's)")
+    ] = None,
     verbose: bool = True,
 ) -> None:
     """Fine-tune the embedded model on ../shared/data and write its adapter and model card."""
     _quiet_prefect(verbose)
     from flows.train_model import train_model
     from tweet_signals.analyzers.embedded import ADAPTER_PATH
-    from tweet_signals.training import default_shared_data
+    from tweet_signals.training import TrainConfig, default_shared_data
 
     ok, report, message = _run_flow(
-        train_model, str(shared_data or default_shared_data()), str(output or ADAPTER_PATH), epochs, seed, limit
+        train_model,
+        str(shared_data or default_shared_data()),
+        str(output or ADAPTER_PATH),
+        epochs,
+        seed,
+        limit,
+        TrainConfig.learning_rate if learning_rate is None else learning_rate,
     )
     if not ok:
         _fail(message, 1)

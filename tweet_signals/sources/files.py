@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from tweet_signals.schema import (
     NormaliseStats,
@@ -104,16 +105,28 @@ class ReadResult:
     repairs: dict[str, int] = field(default_factory=dict)
 
 
-class _Collector:
-    """Accumulates normalised rows and quarantined records with their reasons."""
+# Rows are handed on (to the caller's writer) this many at a time, so a large input never sits
+# in memory as Python records.
+ROW_BATCH = 50_000
 
-    def __init__(self, source: str, naive_tz: str | None) -> None:
+
+class _Collector:
+    """Normalises records into rows, handed on in batches, and keeps quarantined records with
+    their reasons (few, and each already cut to a bounded size)."""
+
+    def __init__(self, source: str, naive_tz: str | None, on_rows: Callable[[pl.DataFrame], None]) -> None:
         self.source = source
         self.naive_tz = naive_tz
+        self.on_rows = on_rows
         self.rows: list[dict[str, Any]] = []
         self.bad: list[dict[str, str]] = []
         self.stats = NormaliseStats()
         self.records_in = 0
+
+    def flush(self) -> None:
+        if self.rows:
+            self.on_rows(posts_frame(self.rows))
+            self.rows = []
 
     def add(self, origin: str, record: Any, columns: Mapping[str, str]) -> None:
         self.records_in += 1
@@ -126,13 +139,12 @@ class _Collector:
             )
         except Quarantined as q:
             self.bad.append(quarantine_row(q.reason, q.detail, origin, record))
+        if len(self.rows) >= ROW_BATCH:
+            self.flush()
 
     def reject(self, origin: str, reason: str, detail: str, raw: Any) -> None:
         self.records_in += 1
         self.bad.append(quarantine_row(reason, detail, origin, raw))
-
-    def result(self) -> ReadResult:
-        return ReadResult(posts_frame(self.rows), quarantine_frame(self.bad), self.records_in, self.stats.repairs)
 
 
 def _decode(data: bytes, collector: _Collector, origin: str) -> str:
@@ -205,12 +217,14 @@ def _read_csv(path: Path, collector: _Collector, columns: Mapping[str, str]) -> 
 
 def _read_parquet(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
     try:
-        frame = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for a corrupt or truncated file
+        batches = pq.ParquetFile(path).iter_batches(batch_size=ROW_BATCH)
+        number = 0
+        for batch in batches:
+            for record in batch.to_pylist():
+                collector.add(f"{path.name}:{number}", record, columns)
+                number += 1
+    except Exception as exc:  # pyarrow raises several types for a corrupt or truncated file
         collector.reject(path.name, "unreadable_file", f"{type(exc).__name__}: {exc}"[:300], str(path))
-        return
-    for number, record in enumerate(frame.iter_rows(named=True)):
-        collector.add(f"{path.name}:{number}", record, columns)
 
 
 def input_files(path: Path) -> list[Path]:
@@ -236,10 +250,25 @@ def read_posts(
     path: Path, columns: Mapping[str, str] | None = None, source: str = "file", naive_tz: str | None = None
 ) -> ReadResult:
     """All posts in ``path`` (file or directory), split into canonical rows and quarantine."""
-    collector = _Collector(source, naive_tz)
+    parts: list[pl.DataFrame] = []
+    result = stream_posts(path, parts.append, columns, source, naive_tz)
+    return ReadResult(pl.concat(parts) if parts else posts_frame([]), *result)
+
+
+def stream_posts(
+    path: Path,
+    on_rows: Callable[[pl.DataFrame], None],
+    columns: Mapping[str, str] | None = None,
+    source: str = "file",
+    naive_tz: str | None = None,
+) -> tuple[pl.DataFrame, int, dict[str, int]]:
+    """Hand the posts in ``path`` to ``on_rows`` in frames of up to ``ROW_BATCH`` canonical rows;
+    return the quarantine, the number of records read and the repairs made."""
+    collector = _Collector(source, naive_tz, on_rows)
     for file in input_files(path):
         reader = READERS.get(file.suffix.lower())
         if reader is None:
             raise ValueError(f"unsupported input {file.name}: use .jsonl, .csv or .parquet")
         reader(file, collector, columns or {})
-    return collector.result()
+    collector.flush()
+    return quarantine_frame(collector.bad), collector.records_in, collector.stats.repairs
