@@ -105,28 +105,39 @@ def stream_source(
 SYNTHETIC_BATCH = 50_000
 
 
+class SessionRows:
+    """Writes the rows that fall in the session's window to ``writer``; counts the others."""
+
+    def __init__(self, writer: ParquetStreamWriter, run_date: date, exchange: str) -> None:
+        self.writer, self.run_date, self.exchange = writer, run_date, exchange
+        self.posts = self.out_of_window = 0
+
+    def __call__(self, rows: pl.DataFrame) -> None:
+        inside, outside = split_window(rows, self.run_date, self.exchange)
+        self.writer.write(inside)
+        self.posts += inside.height
+        self.out_of_window += outside
+
+
 def write_synthetic(params: SignalsParams, run_date: date, path: AnyPath) -> dict[str, object]:
     """Generate the session's synthetic posts straight into ``path``, batch by batch."""
     stats = NormaliseStats()
-    records_in = posts = out_of_window = 0
+    records_in = 0
     batch: list[dict[str, object]] = []
-
-    def flush(writer: ParquetStreamWriter) -> None:
-        nonlocal records_in, posts, out_of_window
-        inside, outside = split_window(posts_frame(batch), run_date, params.exchange)
-        writer.write(inside)
-        records_in, posts, out_of_window = records_in + len(batch), posts + inside.height, out_of_window + outside
-        batch.clear()
-
     with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
+        session = SessionRows(writer, run_date, params.exchange)
         for record in generate_posts(run_date, params.synthetic_posts, params.symbols, params.seed, params.exchange):
             try:
                 batch.append(normalise_record(record, "synthetic", stats))
             except Quarantined as exc:  # pragma: no cover - the generator writes valid records
                 raise AssertionError(f"generator wrote an invalid record: {exc}") from exc
             if len(batch) == SYNTHETIC_BATCH:
-                flush(writer)
-        flush(writer)
+                records_in += len(batch)
+                session(posts_frame(batch))
+                batch.clear()
+        records_in += len(batch)
+        session(posts_frame(batch))
+        posts, out_of_window = session.posts, session.out_of_window
         if posts == 0:
             raise EmptyDayError(f"No synthetic posts fall in session {run_date}'s window.")
         counts: dict[str, object] = {
@@ -170,16 +181,10 @@ def collect(params: SignalsParams, run_date: date) -> CollectResult:
     if params.source == "synthetic":
         return CollectResult(str(path), "collected", **write_synthetic(params, run_date, path))  # type: ignore[arg-type]
     fetched = fetch_x(params, run_date).as_dict() if params.source == "x" else None
-    posts = out_of_window = 0
     with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
-
-        def write_inside(rows: pl.DataFrame) -> None:
-            nonlocal posts, out_of_window
-            inside, outside = split_window(rows, run_date, params.exchange)
-            writer.write(inside)
-            posts, out_of_window = posts + inside.height, out_of_window + outside
-
-        quarantine, records_in, repairs = stream_source(params, run_date, write_inside)
+        session = SessionRows(writer, run_date, params.exchange)
+        quarantine, records_in, repairs = stream_source(params, run_date, session)
+        posts, out_of_window = session.posts, session.out_of_window
         counts: dict[str, object] = {
             "records_in": records_in,
             "posts": posts,

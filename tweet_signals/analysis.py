@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from tweet_signals.analyzers import loader
-from tweet_signals.analyzers.base import LABELS, Analyzer, BatchedTextClassifier
+from tweet_signals.analyzers.base import LABELS, BatchedTextClassifier
 from tweet_signals.storage import location, parquet_metadata, write_parquet_atomic
 from tweet_signals.text_features import engagement_weights, keyword_boosts
 from tweet_signals.tfidf import TfidfModel, load_tfidf
@@ -108,7 +108,7 @@ def score_posts(
 
 def analyze_frame(
     posts: pl.DataFrame,
-    analyzer: Analyzer,
+    analyzer: BatchedTextClassifier,
     tfidf: TfidfModel,
     scoring: ScoringConfig,
     phases: dict[str, float] | None = None,
@@ -122,17 +122,8 @@ def analyze_frame(
     phases = phases if phases is not None else {}
     if not posts.height:
         return score_posts(posts, np.zeros((0, 3), np.float32), analyzer.model_id, tfidf, scoring)
-    texts = posts["text"].to_list()
-    if not isinstance(analyzer, BatchedTextClassifier):
-        started = time.perf_counter()
-        probs = analyzer.predict_proba(texts)
-        phases["model"] = time.perf_counter() - started
-        started = time.perf_counter()
-        features = post_features(posts, tfidf, scoring)
-        phases["features"] = time.perf_counter() - started
-        return score_posts(posts, probs, analyzer.model_id, tfidf, scoring, features)
     started = time.perf_counter()
-    ids = analyzer.encode(texts)
+    ids = analyzer.encode(posts["text"].to_list())
     phases["encode"] = time.perf_counter() - started
     parts: list[PostFeatures] = []
     feature_seconds = 0.0

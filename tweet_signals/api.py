@@ -25,6 +25,7 @@ from tweet_signals.analyzers.loader import (
     AnalyzerConfig,
     check_model_available,
     resolve_engine,
+    start_worker,
     warm_worker,
 )
 from tweet_signals.sessions import DEFAULT_EXCHANGE, session_for
@@ -80,7 +81,7 @@ def analyze_posts_with_stats(
     pooled = workers > 1 and frame.height > chunk_size
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(_worker_pool(workers, analyzer if warm_start else None)) if pooled else None
-        ready = _all_workers_started(stack, pool, workers) if pool is not None and warm_start else None
+        ready = _all_workers_started(stack, pool, workers, analyzer) if pool is not None and warm_start else None
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-"))
         root = Path(tmp)
         clean = write_parquet_atomic(
@@ -132,18 +133,12 @@ def _worker_pool(workers: int, warm: AnalyzerConfig | None) -> Iterator[ProcessP
         yield pool
 
 
-def _all_workers_started(stack: contextlib.ExitStack, pool: ProcessPoolExecutor, workers: int) -> list[Future[None]]:
-    """Futures done once ``workers`` distinct processes have started (and run the initializer).
-
-    A spawn pool starts a process per submitted task while none is idle; the tasks meet at a
-    barrier, so no process can take two of them and every worker has to come up.
-    """
-    barrier = stack.enter_context(multiprocessing.get_context("spawn").Manager()).Barrier(workers)
-    return [pool.submit(_meet, barrier) for _ in range(workers)]
-
-
-def _meet(barrier: Any) -> None:
-    barrier.wait(timeout=900)
+def _all_workers_started(
+    stack: contextlib.ExitStack, pool: ProcessPoolExecutor, workers: int, config: AnalyzerConfig
+) -> list[Future[int]]:
+    """Futures done once ``workers`` distinct processes have started with the model loaded."""
+    rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-"))
+    return [pool.submit(start_worker, config, rendezvous, workers) for _ in range(workers)]
 
 
 def signals_from_posts(

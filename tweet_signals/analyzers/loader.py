@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -352,6 +353,24 @@ def warm_worker(config: AnalyzerConfig) -> None:
         load_analyzer(config).predict_proba(["warm-up"])
     except Exception as exc:
         logging.getLogger(__name__).warning("warm-up of %s failed: %s", config.model, exc)
+
+
+# A worker that cannot start within this long is left to the pool; the others go on.
+RENDEZVOUS_TIMEOUT_S = 300.0
+
+
+def start_worker(config: AnalyzerConfig, rendezvous: str, workers: int) -> int:
+    """A pool task that brings its worker up with the model loaded, then waits until ``workers``
+    tasks have checked in under ``rendezvous``: holding the task keeps a fast worker from taking
+    a second one, so a spawn pool (one new process per task submitted while none is idle) really
+    starts all its processes. Returns the worker's process id."""
+    warm_worker(config)
+    directory = Path(rendezvous)
+    (directory / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
+    while sum(1 for _ in directory.iterdir()) < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.getpid()
 
 
 def config_digest(fields: dict[str, object]) -> str:
