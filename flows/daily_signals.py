@@ -34,7 +34,6 @@ from tweet_signals.analyzers.loader import (
     config_digest,
     model_revision,
     resolve_engine,
-    warm_worker,
 )
 from tweet_signals.params import SignalsParams, resolve_workers
 from tweet_signals.report import summary_markdown, write_chart
@@ -62,11 +61,11 @@ def scheduled_date(exchange: str) -> date:
     return start.astimezone(calendar(exchange).tz).date()
 
 
-def chunk_runner(params: SignalsParams, workers: int, analyzer: AnalyzerConfig) -> Any:
+def chunk_runner(params: SignalsParams, workers: int) -> Any:
     """Where the chunks run. Process pool: one worker runs in-process (no pool start-up, the model
-    loads once here), more use Prefect's ProcessPoolTaskRunner, whose processes load the model as
-    they start. Dask: an existing cluster at ``dask_address``, or a LocalCluster of
-    ``dask_workers`` single-threaded worker processes."""
+    loads once here), more use Prefect's ProcessPoolTaskRunner (see ``start_workers``). Dask: an
+    existing cluster at ``dask_address``, or a LocalCluster of ``dask_workers`` single-threaded
+    worker processes."""
     if params.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -77,13 +76,13 @@ def chunk_runner(params: SignalsParams, workers: int, analyzer: AnalyzerConfig) 
         )
     if workers <= 1:
         return ThreadPoolTaskRunner(max_workers=1)
-    return ProcessPoolTaskRunner(max_workers=workers, initializer=warm_worker, initargs=(analyzer,))
+    return ProcessPoolTaskRunner(max_workers=workers)
 
 
 def start_workers(runner: Any, workers: int, analyzer: AnalyzerConfig, rendezvous: str) -> list[Any]:
     """Start the pool's workers now, so their start-up and model loading overlap collect, dedupe
     and the TF-IDF fit: a spawn pool starts one process per task submitted while none is idle,
-    and each runs the initializer (or, in-process, the task body) that loads the model. The
+    and each start task loads the model and waits for the others (``loader.start_worker``). The
     futures give the workers' process ids."""
     return [
         runner.submit(
@@ -174,7 +173,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
         )
     )
     with contextlib.ExitStack() as pool:
-        runner = pool.enter_context(chunk_runner(params, workers, analyzer))
+        runner = pool.enter_context(chunk_runner(params, workers))
         started: list[Any] = []
         # Only pool processes are started early: in-process (one worker) the model is loaded once
         # and kept across runs anyway. A day that finished before has little or nothing to

@@ -56,7 +56,7 @@ def test_warm_stage_loads_each_model_before_the_clock_and_reports_phases(tiny_ro
         posts, model=str(tiny_roberta), engine="torch-fp32", device="cpu", workers=2, chunk_size=30
     )
     assert out.equals(cold) and len(chunks) == 4
-    # The initializer loaded the model: no chunk loaded it again, in either worker.
+    # The start tasks loaded the model: no chunk loaded it again, in either worker.
     assert all(c.model_loads_in_process == 1 for c in chunks)
     assert {"startup_wait", "prepare", "analyze"} <= set(timings)
     assert all({"read", "load", "encode", "model", "features", "write"} == set(c.phases) for c in chunks)

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from datetime import date
 from pathlib import Path
@@ -26,7 +26,6 @@ from tweet_signals.analyzers.loader import (
     check_model_available,
     resolve_engine,
     start_worker,
-    warm_worker,
 )
 from tweet_signals.sessions import DEFAULT_EXCHANGE, session_for
 from tweet_signals.signals import SignalThresholds, compute_signals
@@ -80,7 +79,8 @@ def analyze_posts_with_stats(
     scoring = ScoringConfig(keyword_boost_weight, include_engagement)
     pooled = workers > 1 and frame.height > chunk_size
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(_worker_pool(workers, analyzer if warm_start else None)) if pooled else None
+        spawn = multiprocessing.get_context("spawn")
+        pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=spawn)) if pooled else None
         ready = _all_workers_started(stack, pool, workers, analyzer) if pool is not None and warm_start else None
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-"))
         root = Path(tmp)
@@ -119,18 +119,6 @@ def analyze_posts_with_stats(
             return posts, []
         analyzed = pl.concat([pl.read_parquet(r.output_path) for r in results])
     return pl.concat([posts, analyzed.drop("id")], how="horizontal"), results
-
-
-@contextlib.contextmanager
-def _worker_pool(workers: int, warm: AnalyzerConfig | None) -> Iterator[ProcessPoolExecutor]:
-    """A spawn-based pool; with ``warm``, each worker loads that model as it starts."""
-    context = multiprocessing.get_context("spawn")
-    if warm is None:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            yield pool
-        return
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=warm_worker, initargs=(warm,)) as pool:
-        yield pool
 
 
 def _all_workers_started(

@@ -152,7 +152,7 @@ class ModelParts:
     an ONNX engine whose export is cached never holds the fp32 module (hundreds of MB)."""
 
     tokenizer: Any
-    load_module: Callable[[], torch.nn.Module]  # the fp32 classifier, loaded once on first call
+    load_module: Callable[[], torch.nn.Module]  # loads the fp32 classifier (each engine calls it once at most)
     permutation: list[int | None]
     model_id: str
     pad_token_id: int
@@ -173,7 +173,7 @@ def _load_parts(config: AnalyzerConfig, engine: str) -> ModelParts:
             return load_embedded()[1]
 
         tokenizer, _ = _tokenizer(base_model_dir(), direct)
-        return ModelParts(tokenizer, _once(load_embedded_module), [0, 1, 2], EMBEDDED_MODEL_ID, 0, hf_output=False)
+        return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], EMBEDDED_MODEL_ID, 0, hf_output=False)
     local_dir = Path(config.model) if Path(config.model).is_dir() else None
     local = local_dir is not None or _offline()
     try:
@@ -201,7 +201,7 @@ def _load_parts(config: AnalyzerConfig, engine: str) -> ModelParts:
             raise ModelUnavailableError(_unavailable_message(config.model)) from exc
         return module.eval()
 
-    return ModelParts(tokenizer, _once(load_module), label_permutation(id2label), config.model, pad_id, hf_output=True)
+    return ModelParts(tokenizer, load_module, label_permutation(id2label), config.model, pad_id, hf_output=True)
 
 
 def _tokenizer(directory: Path, direct: bool) -> tuple[Any, int]:
@@ -224,17 +224,6 @@ def _tokenizer(directory: Path, direct: bool) -> tuple[Any, int]:
 
     auto = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
     return auto, int(auto.pad_token_id or 0)
-
-
-def _once(load: Callable[[], torch.nn.Module]) -> Callable[[], torch.nn.Module]:
-    loaded: list[torch.nn.Module] = []
-
-    def cached() -> torch.nn.Module:
-        if not loaded:
-            loaded.append(load())
-        return loaded[0]
-
-    return cached
 
 
 def _load_torch(config: AnalyzerConfig, device: str) -> tuple[Any, torch.nn.Module, list[int | None], str, int, bool]:
@@ -344,11 +333,11 @@ def load_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
 
 
 def warm_worker(config: AnalyzerConfig) -> None:
-    """Process-pool initializer: load the model and run it once (on a GPU the first call pays for
-    the CUDA context and kernel loading), so the worker's first chunk starts at full speed.
+    """Load the model and run it once (on a GPU the first call pays for the CUDA context and
+    kernel loading), so the worker's first chunk starts at full speed.
 
-    Best effort: an error here would break the whole pool, so it is logged and left for the
-    first chunk's own load to raise (where retries and the failure report apply)."""
+    Best effort: a failed warm-up is logged and left for the first chunk's own load to raise,
+    where retries and the failure report apply."""
     try:
         load_analyzer(config).predict_proba(["warm-up"])
     except Exception as exc:
