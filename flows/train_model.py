@@ -26,9 +26,12 @@ def train_model(
     seed: int = TrainConfig.seed,
     limit: int | None = None,
     learning_rate: float = TrainConfig.learning_rate,
+    class_weighting: str = TrainConfig.class_weighting,
 ) -> dict[str, Any]:
     """Fine-tune on the labelled sets in ``shared_data``; keep the best held-out epoch."""
-    config = TrainConfig(epochs=epochs, seed=seed, limit=limit, learning_rate=learning_rate)
+    config = TrainConfig(
+        epochs=epochs, seed=seed, limit=limit, learning_rate=learning_rate, class_weighting=class_weighting
+    )
     report = train_task(shared_data, output, config)
     write_model_card(Path(output).with_name("MODEL_CARD.md"), report)
     return report

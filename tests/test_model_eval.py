@@ -72,3 +72,39 @@ def test_evaluate_model_on_the_training_held_out_split() -> None:
     out = json.loads(result.stdout)
     assert out["n"] == 400  # 20% of TweetEval val, as training held it out
     assert out["macro_recall"] >= 0.58
+
+
+def test_per_set_weights_balance_general_classes_and_leave_finance_rows_alone() -> None:
+    from tweet_signals.training import example_weights
+
+    sets = ["general"] * 6 + ["finance"] * 4
+    labels = [0, 1, 1, 1, 2, 2, 1, 1, 1, 0]
+    weights = example_weights(sets, labels, "per-set")
+    assert sum(weights) == pytest.approx(len(weights))  # mean 1: the learning rate means the same
+    general = [(y, w) for s, y, w in zip(sets, labels, weights, strict=True) if s == "general"]
+    per_class = [sum(w for y, w in general if y == cls) for cls in range(3)]
+    assert per_class == pytest.approx([per_class[0]] * 3)  # each class weighs the same in total
+    finance = [w for s, w in zip(sets, weights, strict=True) if s == "finance"]
+    assert finance == pytest.approx([finance[0]] * 4)  # accuracy: every finance row counts once
+    pooled = example_weights(sets, labels, "pooled")
+    assert pooled[0] == pytest.approx(pooled[-1]) and pooled[0] > pooled[1]
+    with pytest.raises(ValueError, match="unknown class weighting"):
+        example_weights(sets, labels, "balanced")
+
+
+def test_train_model_smoke_run_writes_a_loadable_adapter_and_card(tmp_path: Path) -> None:
+    """The real training flow on a few rows: adapter, bias calibration and model card land."""
+    from tweet_signals.analyzers.embedded import load_embedded, read_adapter_metadata
+
+    output = tmp_path / "embedded-sentiment.safetensors"
+    result = CliRunner().invoke(
+        app, ["train-model", "--output", str(output), "--epochs", "1", "--limit", "48", "--no-verbose"]
+    )
+    assert result.exit_code == 0, result.output
+    held_out = json.loads(result.stdout)
+    assert set(held_out) == {"general", "finance"}
+    meta = read_adapter_metadata(output)
+    assert meta["config"]["class_weighting"] == "per-set" and "calibration" in meta
+    assert "per-set" in (tmp_path / "MODEL_CARD.md").read_text()
+    _, model = load_embedded(output)
+    assert model.classifier.out_features == 3

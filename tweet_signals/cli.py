@@ -352,6 +352,13 @@ def train_model_cmd(
     learning_rate: Annotated[
         float | None, typer.Option(help="Peak learning rate (AdamW, linear decay; default: the model card's)")
     ] = None,
+    class_weighting: Annotated[
+        str,
+        typer.Option(
+            help="per-set: general tweets class-balanced (macro recall), finance rows unweighted (accuracy); "
+            "pooled: inverse class frequency over both sets"
+        ),
+    ] = "per-set",
     verbose: bool = True,
 ) -> None:
     """Fine-tune the embedded model on ../shared/data and write its adapter and model card."""
@@ -368,6 +375,7 @@ def train_model_cmd(
         seed,
         limit,
         TrainConfig.learning_rate if learning_rate is None else learning_rate,
+        class_weighting,
     )
     if not ok:
         _fail(message, 1)

@@ -54,6 +54,10 @@ class TrainConfig:
     max_length: int = 64
     holdout_fraction: float = 0.2
     general_oversample: int = 2  # TweetEval is 2k rows against 9.5k finance rows
+    # "per-set": each set's loss matches its own target metric: general tweets are weighted so
+    # that every class counts equally within them (macro recall), finance rows unweighted
+    # (accuracy). "pooled": inverse class frequency over both sets together.
+    class_weighting: str = "per-set"
     limit: int | None = None  # cap on training rows per set (smoke tests)
 
 
@@ -100,7 +104,28 @@ def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[lis
     return sorted(train), sorted(held)
 
 
-def _batches(ids: list[list[int]], labels: list[int], batch_size: int, rng: random.Random):
+def example_weights(set_names: list[str], labels: list[int], scheme: str) -> list[float]:
+    """A loss weight per training row (see ``TrainConfig.class_weighting``), mean 1."""
+    if scheme not in ("per-set", "pooled"):
+        raise ValueError(f"unknown class weighting {scheme!r}; choose per-set or pooled")
+    n_classes = len(LABELS)
+    if scheme == "pooled":
+        counts = np.bincount(labels, minlength=n_classes)
+        weights = [len(labels) / (n_classes * counts[y]) for y in labels]
+    else:
+        per_set: dict[str, np.ndarray] = {}
+        for name in set(set_names):
+            ys = [y for n, y in zip(set_names, labels, strict=True) if n == name]
+            per_set[name] = np.bincount(ys, minlength=n_classes)
+        weights = [
+            per_set[n].sum() / (n_classes * per_set[n][y]) if n == "general" else 1.0
+            for n, y in zip(set_names, labels, strict=True)
+        ]
+    mean = float(np.mean(weights))
+    return [w / mean for w in weights]
+
+
+def _batches(ids: list[list[int]], labels: list[int], weights: list[float], batch_size: int, rng: random.Random):
     """Shuffled batches of similar length (sorted within random pools of 50 batches)."""
     order = list(range(len(ids)))
     rng.shuffle(order)
@@ -117,7 +142,12 @@ def _batches(ids: list[list[int]], labels: list[int], batch_size: int, rng: rand
         for row, i in enumerate(batch):
             input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
             mask[row, : len(ids[i])] = 1
-        yield input_ids, mask, torch.tensor([labels[i] for i in batch])
+        yield (
+            input_ids,
+            mask,
+            torch.tensor([labels[i] for i in batch]),
+            torch.tensor([weights[i] for i in batch], dtype=torch.float32),
+        )
 
 
 def classifier_for(model: MeanPoolClassifier, tokenizer: object, max_length: int) -> BatchedTextClassifier:
@@ -167,6 +197,7 @@ def train_embedded(
 
     train_ids: list[list[int]] = []
     train_labels: list[int] = []
+    train_sets: list[str] = []
     held_sets = []
     for s in sets:
         tr, ho = stratified_split(s.labels, config.holdout_fraction, config.seed)
@@ -178,11 +209,10 @@ def train_embedded(
         for _ in range(repeat):
             train_ids += ids
             train_labels += [s.labels[i] for i in tr]
+            train_sets += [s.name] * len(tr)
         held_sets.append(LabelledSet(s.name, [s.texts[i] for i in ho], [s.labels[i] for i in ho]))
 
-    counts = np.bincount(train_labels, minlength=len(LABELS))
-    # Inverse-frequency class weights: the finance set is two-thirds neutral.
-    class_weights = torch.tensor(len(train_labels) / (len(LABELS) * counts), dtype=torch.float32)
+    weights = example_weights(train_sets, train_labels, config.class_weighting)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
     steps_per_epoch = -(-len(train_ids) // config.batch_size)
@@ -191,7 +221,7 @@ def train_embedded(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
     )
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     clf = classifier_for(model, tokenizer, config.max_length)
 
     best: tuple[float, int, dict[str, Metrics]] | None = None
@@ -200,8 +230,9 @@ def train_embedded(
     for epoch in range(1, config.epochs + 1):
         model.train()
         running = 0.0
-        for step, (input_ids, mask, y) in enumerate(_batches(train_ids, train_labels, config.batch_size, rng), 1):
-            loss = loss_fn(model(input_ids, mask), y)
+        batches = _batches(train_ids, train_labels, weights, config.batch_size, rng)
+        for step, (input_ids, mask, y, w) in enumerate(batches, 1):
+            loss = (loss_fn(model(input_ids, mask), y) * w).sum() / w.sum()
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -268,11 +299,12 @@ def _held_out_logits(clf: BatchedTextClassifier, sets: list[LabelledSet]) -> dic
 
 
 def calibrate_head_bias(adapter: Path, held_sets: list[LabelledSet], max_length: int) -> dict[str, object]:
-    """Shift the head's class biases on the held-out split (two parameters).
+    """Shift the head's class biases on the held-out split (two parameters), if that helps.
 
-    Class weights make the trained head under-predict neutral on general tweets; a bias shift
-    fixes most of it. The figure it earns is estimated honestly by 2-fold cross-validation on the
-    held-out split (fit on one half, score the other), then the shift is fitted on all of it.
+    A head trained with class weights can under- or over-predict a class on one set; a bias
+    shift can fix that. Whether it does is estimated honestly by 2-fold cross-validation on the
+    held-out split (fit on one half, score the other, against the unshifted head on the same
+    half); only a shift that wins there is fitted on all of it and folded into the head.
     """
     from safetensors.torch import load_file, save_file
 
@@ -282,25 +314,32 @@ def calibrate_head_bias(adapter: Path, held_sets: list[LabelledSet], max_length:
     logits = _held_out_logits(classifier_for(model, tokenizer, max_length), held_sets)
     rng = np.random.default_rng(0)
     folds = {k: rng.permutation(len(y)) % 2 for k, (_, y) in logits.items()}
-    cv_scores: dict[str, list[float]] = {"general": [], "finance": []}
+    cv: dict[str, dict[str, list[float]]] = {"shifted": {}, "unshifted": {}}
     for fold in (0, 1):
         fit = {k: (x[folds[k] == fold], y[folds[k] == fold]) for k, (x, y) in logits.items()}
-        bias, _ = _best_bias(fit)
-        for k, (x, y) in logits.items():
-            test = folds[k] != fold
-            m = compute_metrics(y[test], (x[test] + bias).argmax(1).tolist())
-            cv_scores[k].append(m.macro_recall if k == "general" else m.accuracy)
-    bias, _ = _best_bias(logits)
-    state = load_file(str(adapter))
-    state["classifier.bias"] = state["classifier.bias"] + torch.tensor(bias, dtype=state["classifier.bias"].dtype)
+        fitted, _ = _best_bias(fit)
+        for variant, bias in (("shifted", fitted), ("unshifted", np.zeros(3))):
+            for k, (x, y) in logits.items():
+                test = folds[k] != fold
+                m = compute_metrics(y[test], (x[test] + bias).argmax(1).tolist())
+                cv[variant].setdefault(k, []).append(m.macro_recall if k == "general" else m.accuracy)
+    cv_means = {v: {k: float(np.mean(scores)) for k, scores in per.items()} for v, per in cv.items()}
+    applied = sum(cv_means["shifted"].values()) > sum(cv_means["unshifted"].values())
+    bias = _best_bias(logits)[0] if applied else np.zeros(3)
+    chosen = cv_means["shifted" if applied else "unshifted"]
     after = {k: compute_metrics(y, (x + bias).argmax(1).tolist()).as_dict() for k, (x, y) in logits.items()}
     calibration: dict[str, object] = {
+        "applied": applied,
         "bias_shift": bias.tolist(),
-        "cv_general_macro_recall": float(np.mean(cv_scores["general"])),
-        "cv_finance_accuracy": float(np.mean(cv_scores["finance"])),
+        "cv_general_macro_recall": chosen["general"],
+        "cv_finance_accuracy": chosen["finance"],
+        "cv_shifted": cv_means["shifted"],
+        "cv_unshifted": cv_means["unshifted"],
         "held_out_after": after,
     }
     meta = {**read_adapter_metadata(adapter), "calibration": calibration}
+    state = load_file(str(adapter))
+    state["classifier.bias"] = state["classifier.bias"] + torch.tensor(bias, dtype=state["classifier.bias"].dtype)
     tmp = adapter.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"tweet_signals": json.dumps(meta)})
     tmp.replace(adapter)
