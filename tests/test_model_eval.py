@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,16 +96,22 @@ def test_per_set_weights_balance_general_classes_and_leave_finance_rows_alone() 
 
 
 def test_train_model_smoke_run_writes_a_loadable_adapter_and_card(tmp_path: Path) -> None:
-    """The real training flow on a few rows: adapter, bias calibration and model card land."""
+    """The real command on a few rows, as a newcomer runs it (no Prefect server configured, so
+    it starts a temporary one): adapter, bias calibration and model card land, and every log
+    record reaches the server before it stops (no "Error logging to API" at exit)."""
     from tweet_signals.analyzers.embedded import load_embedded, read_adapter_metadata
 
     output = tmp_path / "embedded-sentiment.safetensors"
-    result = CliRunner().invoke(
-        app, ["train-model", "--output", str(output), "--epochs", "1", "--limit", "48", "--no-verbose"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path)
+    env["PREFECT_LOGGING_LEVEL"] = "INFO"  # the run's records go to the API as a user's do
+    args = ["train-model", "--output", str(output), "--epochs", "1", "--limit", "48"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tweet_signals.cli", *args], capture_output=True, text=True, env=env, timeout=600
     )
-    assert result.exit_code == 0, result.output
-    held_out = json.loads(result.stdout)
-    assert set(held_out) == {"general", "finance"}
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "epoch 1" in done.stderr and "Error logging to API" not in done.stderr
+    assert set(json.loads(done.stdout)) == {"general", "finance"}
     meta = read_adapter_metadata(output)
     assert meta["config"]["class_weighting"] == "per-set" and "calibration" in meta
     assert "per-set" in (tmp_path / "MODEL_CARD.md").read_text()

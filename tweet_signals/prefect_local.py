@@ -37,5 +37,15 @@ def prefect_api() -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
+        _send_queued_logs()
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def _send_queued_logs() -> None:
+    """Send the runs' queued log records while the temporary server is still up; otherwise
+    Prefect's log worker sends them at interpreter exit, to a stopped server, and prints
+    "Error logging to API" after every command."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
