@@ -14,7 +14,7 @@ from tweet_signals.storage import AnyPath, Storage, location, parquet_metadata, 
 
 def analyzed_posts(clean_path: AnyPath, chunk_paths: list[str]) -> pl.LazyFrame:
     """Clean posts with their analysis, in clean order (chunks are contiguous row ranges), as a
-    lazy frame: the signals are aggregated from it by streaming, never holding the whole day."""
+    lazy frame: the signals read only the columns they aggregate, never the whole day's rows."""
     clean = pl.scan_parquet(uri(clean_path)).select("id", "created_at", "symbols")
     if not chunk_paths:
         raise RuntimeError("no analyzed chunks for the clean posts; rerun with force")

@@ -47,21 +47,21 @@ class SignalThresholds:
     min_posts: int = 5
 
 
-def compute_signals(
-    posts: pl.DataFrame | pl.LazyFrame,
-    session: date,
-    symbols: Sequence[str],
-    thresholds: SignalThresholds = SignalThresholds(),
-) -> pl.DataFrame:
-    """``posts``: analyzed rows with a ``symbols`` list column (one session's posts). A lazy
-    frame is aggregated by polars' streaming engine: memory is bounded by the symbols, not posts."""
-    lazy = posts.lazy()
+# Posts aggregated per slice: each slice is summed in memory, then the slices' sums are added in
+# slice order. polars' streaming engine would bound memory as well, but it merges partial float
+# sums in whatever order its threads finish, so the same posts gave signals differing in the last
+# bits from run to run (a rerun or a Dask run could not reproduce a pool run exactly).
+SLICE_ROWS = 200_000
+
+
+def _slice_sums(posts: pl.LazyFrame, symbols: Sequence[str]) -> pl.DataFrame:
+    """Counts and sums per symbol over one slice of posts (in-memory engine: reproducible)."""
     columns = ("symbols", "label", "score", "engagement_weight", "tfidf_relevance")
-    exploded = lazy.select(columns).explode("symbols")
+    exploded = posts.select(columns).explode("symbols")
     if ALL in symbols:  # the whole market conversation, whatever symbol a post names
-        everything = lazy.select(columns).with_columns(pl.lit(ALL).alias("symbols"))
+        everything = posts.select(columns).with_columns(pl.lit(ALL).alias("symbols"))
         exploded = pl.concat([exploded, everything])
-    agg = (
+    return (
         exploded.filter(pl.col("symbols").is_in(list(symbols)))
         .group_by(pl.col("symbols").alias("symbol"))
         .agg(
@@ -69,13 +69,49 @@ def compute_signals(
             (pl.col("label") == "positive").sum().cast(pl.Int64).alias("n_bullish"),
             (pl.col("label") == "negative").sum().cast(pl.Int64).alias("n_bearish"),
             (pl.col("label") == "neutral").sum().cast(pl.Int64).alias("n_neutral"),
-            pl.col("score").mean().alias("mean_score"),
-            ((pl.col("score") * pl.col("engagement_weight")).sum() / pl.col("engagement_weight").sum()).alias(
-                "weighted_score"
-            ),
-            pl.col("tfidf_relevance").mean().alias("mean_relevance"),
+            pl.col("score").sum().alias("score_sum"),
+            pl.col("score").count().cast(pl.Int64).alias("score_n"),
+            (pl.col("score") * pl.col("engagement_weight")).sum().alias("weighted_sum"),
+            pl.col("engagement_weight").sum().alias("weight_sum"),
+            pl.col("tfidf_relevance").sum().alias("relevance_sum"),
+            pl.col("tfidf_relevance").count().cast(pl.Int64).alias("relevance_n"),
         )
-        .collect(engine="streaming")
+        .collect(engine="in-memory")
+    )
+
+
+def _mean(total: str, count: str) -> pl.Expr:
+    """As polars' ``mean``: null when there is nothing to average."""
+    return pl.when(pl.col(count) > 0).then(pl.col(total) / pl.col(count))
+
+
+def compute_signals(
+    posts: pl.DataFrame | pl.LazyFrame,
+    session: date,
+    symbols: Sequence[str],
+    thresholds: SignalThresholds = SignalThresholds(),
+) -> pl.DataFrame:
+    """``posts``: analyzed rows with a ``symbols`` list column (one session's posts). Read
+    ``SLICE_ROWS`` posts at a time (only the aggregated columns): memory is bounded by the slice,
+    and the result is the same to the bit on every run."""
+    lazy = posts.lazy()
+    n_rows = lazy.select(pl.len()).collect().item()
+    parts = [_slice_sums(lazy.slice(offset, SLICE_ROWS), symbols) for offset in range(0, n_rows, SLICE_ROWS)]
+    sums = pl.concat(parts) if parts else _slice_sums(lazy, symbols)
+    total = [pl.col(c).sum() for c in sums.columns if c != "symbol"]
+    agg = (
+        sums.group_by("symbol", maintain_order=True)
+        .agg(total)
+        .select(
+            "symbol",
+            "n_posts",
+            "n_bullish",
+            "n_bearish",
+            "n_neutral",
+            _mean("score_sum", "score_n").alias("mean_score"),
+            (pl.col("weighted_sum") / pl.col("weight_sum")).alias("weighted_score"),
+            _mean("relevance_sum", "relevance_n").alias("mean_relevance"),
+        )
     )
     model_id = lazy.select(pl.col("model_id").first()).collect().item()
     frame = (
