@@ -117,3 +117,12 @@ def test_train_model_smoke_run_writes_a_loadable_adapter_and_card(tmp_path: Path
     assert "per-set" in (tmp_path / "MODEL_CARD.md").read_text()
     _, model = load_embedded(output)
     assert model.classifier.out_features == 3
+
+
+def test_market_check_set_reads_the_hand_labelled_stock_tweets(tmp_path: Path) -> None:
+    from tweet_signals.training import market_check_set
+
+    market = market_check_set(SHARED_DATA)
+    assert market is not None and len(market.texts) == len(market.labels) == 1300
+    assert sorted(set(market.labels)) == [0, 1, 2]
+    assert market_check_set(tmp_path) is None  # a data folder without it: no check, no error

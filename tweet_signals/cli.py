@@ -353,11 +353,7 @@ def train_model_cmd(
         float | None, typer.Option(help="Peak learning rate (AdamW, linear decay; default: the model card's)")
     ] = None,
     class_weighting: Annotated[
-        str,
-        typer.Option(
-            help="per-set: general tweets class-balanced (macro recall), finance rows unweighted (accuracy); "
-            "pooled: inverse class frequency over both sets"
-        ),
+        str, typer.Option(help="How the loss weighs rows: per-set (the default) or pooled (the previous model's)")
     ] = "per-set",
     verbose: bool = True,
 ) -> None:

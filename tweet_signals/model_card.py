@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tweet_signals.training import CLASS_WEIGHTINGS
+
 
 def _row(name: str, m: dict[str, Any]) -> str:
     return f"| {name} | {m['n']} | {m['accuracy']:.3f} | {m['macro_recall']:.3f} | {m['macro_f1']:.3f} |"
@@ -42,18 +44,26 @@ split, with the shift fitted on it (optimistic):
 """
 
 
-def _weighting(scheme: str) -> str:
-    if scheme == "per-set":
-        return (
-            "each set's loss matches its target metric: general tweets are weighted so every\n"
-            "  class counts equally (macro recall), finance rows count once each (accuracy)."
-        )
-    return "inverse class frequency over both sets pooled."
+def _market_check(report: dict[str, Any]) -> str:
+    market = report.get("market_check")
+    if not market:
+        return ""
+    return f"""## Market tweets, never trained on
+
+Stock-market tweets labelled by hand (`taborda-stock-market-tweets-labelled`, April-July 2020),
+used neither for training nor to pick the epoch, scored with the committed head:
+
+| set | n | accuracy | macro recall | macro F1 |
+|---|---:|---:|---:|---:|
+{_row("market tweets (Taborda 2020)", market)}
+
+"""
 
 
 def write_model_card(path: Path, report: dict[str, Any]) -> None:
     held = report["held_out"]
     cfg = report["config"]
+    weighting = cfg.get("class_weighting", "pooled")  # reports from before the option: pooled
     history = "\n".join(
         f"| {h['epoch']} | {h['general']['macro_recall']:.3f} | {h['finance']['accuracy']:.3f} |"
         for h in report.get("history", [])
@@ -73,7 +83,7 @@ Three classes (negative/bearish, neutral, positive/bullish), for tweets about ma
   labels 0 Bearish → negative, 1 Bullish → positive, 2 Neutral → neutral) and
   `tweeteval-sentiment-val` (cardiffnlp/tweeteval sentiment validation split; 0 negative, 1 neutral,
   2 positive; Twitter's terms apply to the texts), the latter oversampled ×{cfg["general_oversample"]}.
-- **Loss weights** ({cfg.get("class_weighting", "pooled")}): {_weighting(cfg.get("class_weighting", "pooled"))}
+- **Loss weights** (`{weighting}`): {CLASS_WEIGHTINGS[weighting]}.
 - **Held out for model selection:** {cfg["holdout_fraction"]:.0%} of each set, stratified by class,
   seed {cfg["seed"]}; the epoch with the best mean of general macro recall and finance accuracy is kept
   (epoch {report["epoch"]} of {cfg["epochs"]}).
@@ -91,7 +101,7 @@ Three classes (negative/bearish, neutral, positive/bullish), for tweets about ma
 Reproduce with `tweet-signals evaluate-model` (see README). These sets are small and the held-out
 part is also what selected the epoch, so expect the figures on truly unseen tweets to be a little lower.
 
-{_calibration(report)}
+{_calibration(report)}{_market_check(report)}
 ## Per epoch (held out, before the bias shift)
 
 | epoch | general macro recall | finance accuracy |

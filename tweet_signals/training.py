@@ -25,7 +25,14 @@ from tweet_signals.analyzers.embedded import (
     save_adapter,
 )
 from tweet_signals.analyzers.embedded_files import BASE_NAME
-from tweet_signals.model_eval import Metrics, compute_metrics, read_labelled_csv, read_lines
+from tweet_signals.model_eval import (
+    Metrics,
+    compute_metrics,
+    map_labels,
+    parse_label_map,
+    read_labelled_csv,
+    read_lines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +61,7 @@ class TrainConfig:
     max_length: int = 64
     holdout_fraction: float = 0.2
     general_oversample: int = 2  # TweetEval is 2k rows against 9.5k finance rows
-    # "per-set": each set's loss matches its own target metric: general tweets are weighted so
-    # that every class counts equally within them (macro recall), finance rows unweighted
-    # (accuracy). "pooled": inverse class frequency over both sets together.
-    class_weighting: str = "per-set"
+    class_weighting: str = "per-set"  # a key of CLASS_WEIGHTINGS
     limit: int | None = None  # cap on training rows per set (smoke tests)
 
 
@@ -79,6 +83,20 @@ def load_labelled_sets(shared_data: Path) -> list[LabelledSet]:
         LabelledSet("finance", tfns_texts, [TFNS_LABELS[v.strip()] for v in tfns_raw]),
         LabelledSet("general", te_texts, [TWEETEVAL_LABELS[v.strip()] for v in te_raw]),
     ]
+
+
+# Stock-market tweets labelled by hand (Taborda et al., April-July 2020), never trained on and not
+# used to pick the epoch: the closest labelled check of the product's own domain.
+MARKET_CHECK_CSV = Path("taborda-stock-market-tweets-labelled") / "tweets_labelled_09042020_16072020.csv"
+
+
+def market_check_set(shared_data: Path) -> LabelledSet | None:
+    """The market-tweet check set, when ``shared_data`` has it."""
+    path = shared_data / MARKET_CHECK_CSV
+    if not path.is_file():
+        return None
+    texts, raw = read_labelled_csv(path, "text", "sentiment")
+    return LabelledSet("market", texts, map_labels(raw, parse_label_map(None)))
 
 
 def held_out_set(name: str, shared_data: Path | None = None, config: TrainConfig = TrainConfig()) -> LabelledSet:
@@ -104,10 +122,19 @@ def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[lis
     return sorted(train), sorted(held)
 
 
+# How the training loss weighs each row (``TrainConfig.class_weighting``), with the sentence the
+# CLI help and the model card use for it.
+CLASS_WEIGHTINGS = {
+    "per-set": "each set's loss matches its target metric: general tweets are weighted so every class "
+    "counts equally (macro recall), finance rows count once each (accuracy)",
+    "pooled": "inverse class frequency over both sets pooled",
+}
+
+
 def example_weights(set_names: list[str], labels: list[int], scheme: str) -> list[float]:
     """A loss weight per training row (see ``TrainConfig.class_weighting``), mean 1."""
-    if scheme not in ("per-set", "pooled"):
-        raise ValueError(f"unknown class weighting {scheme!r}; choose per-set or pooled")
+    if scheme not in CLASS_WEIGHTINGS:
+        raise ValueError(f"unknown class weighting {scheme!r}; choose one of {', '.join(CLASS_WEIGHTINGS)}")
     n_classes = len(LABELS)
     if scheme == "pooled":
         counts = np.bincount(labels, minlength=n_classes)
@@ -265,6 +292,15 @@ def train_embedded(
             save_adapter(model, output, report)
     assert best is not None
     calibration = calibrate_head_bias(output, held_sets, config.max_length)
+    market = market_check_set(shared_data)
+    if market is not None and not config.limit:
+        from tweet_signals.analyzers.embedded import load_embedded
+
+        final_tokenizer, final_model = load_embedded(output)
+        final = classifier_for(final_model, final_tokenizer, config.max_length)
+        market_metrics = evaluate_sets(final, [market])["market"]
+        report["market_check"] = market_metrics.as_dict()
+        progress(f"market tweets (never trained on): macro recall {market_metrics.macro_recall:.3f}")
     return {
         **report,
         "calibration": calibration,
