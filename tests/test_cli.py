@@ -15,7 +15,8 @@ CLI = [sys.executable, "-m", "tweet_signals.cli"]
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # no server configured: the CLI starts one
+    # No server configured: the CLI starts one, its database in a folder that does not exist yet.
+    env["PREFECT_HOME"] = str(tmp_path / "home" / "prefect")
     return env
 
 

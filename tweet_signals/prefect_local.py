@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def _configured_api_url() -> str | None:
@@ -28,8 +29,11 @@ def prefect_api() -> Iterator[str]:
         yield configured
         return
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
+    # The temporary server keeps its SQLite database in PREFECT_HOME, which Prefect does not
+    # create with its parents: a missing folder ended in a connection-timeout traceback.
+    Path(PREFECT_HOME.value()).expanduser().mkdir(parents=True, exist_ok=True)
     server = SubprocessASGIServer()
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by spawned workers
