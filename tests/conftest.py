@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,15 @@ KIRTI_COLUMNS = (
 )
 TABORDA_CSV = SHARED_DATA / "taborda-stock-market-tweets-labelled" / "tweets_labelled_09042020_16072020.csv"
 X_SAMPLES = SHARED_DATA / "twitter-api-v2-samples" / "twarc-csv-test-data"
+CLI = [sys.executable, "-m", "tweet_signals.cli"]  # the command as a newcomer runs it
+
+
+def newcomer_env(tmp_path: Path) -> dict[str, str]:
+    """A subprocess environment with no Prefect server configured, so the CLI starts its own,
+    its database in a folder that does not exist yet."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "home" / "prefect")
+    return env
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,30 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import KIRTI_COLUMNS, KIRTI_CSV
-
-CLI = [sys.executable, "-m", "tweet_signals.cli"]
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    # No server configured: the CLI starts one, its database in a folder that does not exist yet.
-    env["PREFECT_HOME"] = str(tmp_path / "home" / "prefect")
-    return env
+from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env
 
 
 def test_demo_twice_second_run_computes_nothing(tmp_path: Path) -> None:
     args = [*CLI, "demo", "--data-root", str(tmp_path / "out"), "--posts-per-session", "300", "--json"]
-    first = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), timeout=600)
+    first = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(first.stdout)
     assert [r["run_date"] for r in report["runs"]] == [f"2026-01-0{d}" for d in range(5, 10)]
     assert all(r["status"] == "complete" and r["model"]["id"] == "embedded" for r in report["runs"])
     assert all(r["signals"]["rows"] == 3 for r in report["runs"])
-    second = subprocess.run(args, capture_output=True, text=True, env=_env(tmp_path), timeout=600)
+    second = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads(second.stdout)["skipped"] == [r["run_date"] for r in report["runs"]]
 

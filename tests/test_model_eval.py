@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import CLI, SHARED_DATA, newcomer_env
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 from typer.testing import CliRunner
 
@@ -102,13 +100,9 @@ def test_train_model_smoke_run_writes_a_loadable_adapter_and_card(tmp_path: Path
     from tweet_signals.analyzers.embedded import load_embedded, read_adapter_metadata
 
     output = tmp_path / "embedded-sentiment.safetensors"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env["PREFECT_HOME"] = str(tmp_path)
-    env["PREFECT_LOGGING_LEVEL"] = "INFO"  # the run's records go to the API as a user's do
-    args = ["train-model", "--output", str(output), "--epochs", "1", "--limit", "48"]
-    done = subprocess.run(
-        [sys.executable, "-m", "tweet_signals.cli", *args], capture_output=True, text=True, env=env, timeout=600
-    )
+    env = {**newcomer_env(tmp_path), "PREFECT_LOGGING_LEVEL": "INFO"}  # records go to the API as a user's do
+    args = [*CLI, "train-model", "--output", str(output), "--epochs", "1", "--limit", "48"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epoch 1" in done.stderr and "Error logging to API" not in done.stderr
     assert set(json.loads(done.stdout)) == {"general", "finance"}
