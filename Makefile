@@ -11,16 +11,21 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint
+.PHONY: install demo test test-fast lint
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/tweet-signals demo
 
+# Everything: lint, types, unit and integration tests (real Prefect server, Dask, S3, CLI runs).
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy tweet_signals flows tasks
 	$(BIN)/python -m pytest
+
+# The inner loop: the tests not marked slow (no servers, no subprocess pipelines), under a minute.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow" -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

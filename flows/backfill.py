@@ -9,8 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 
 from flows.daily_signals import daily_signals, manifest_complete
+from tweet_signals.market.sessions import sessions_between
 from tweet_signals.params import SignalsParams
-from tweet_signals.sessions import sessions_between
 
 
 @flow(name="backfill-signals", flow_run_name="backfill-{start}-{end}")

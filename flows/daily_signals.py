@@ -7,7 +7,6 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -24,20 +23,25 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from tasks.analyze import analyze_chunk_task, start_worker_task
-from tasks.clean import dedupe, fit_day_tfidf
 from tasks.collect import collect
+from tasks.dedupe import dedupe
+from tasks.evaluate import evaluate_task
 from tasks.signals import build_signals
-from tweet_signals.analysis import ChunkDescriptor, ScoringConfig, peak_rss_mb, plan_chunks
-from tweet_signals.analyzers.loader import (
-    AnalyzerConfig,
-    check_model_available,
-    config_digest,
-    model_revision,
-    resolve_engine,
-)
+from tasks.tfidf import fit_tfidf
+from tweet_signals.evaluation.history import stored_signals
+from tweet_signals.evaluation.judge import EvaluationSettings
+from tweet_signals.market.sessions import calendar, is_session
+from tweet_signals.model.loader import AnalyzerConfig, check_model_available, model_revision
 from tweet_signals.params import SignalsParams, resolve_workers
-from tweet_signals.report import summary_markdown, write_chart
-from tweet_signals.sessions import calendar, is_session
+from tweet_signals.stages.analyze import (
+    ChunkDescriptor,
+    ScoringConfig,
+    choose_engine,
+    chunk_key,
+    peak_rss_mb,
+    plan_chunks,
+)
+from tweet_signals.stages.summary import summary_markdown, write_chart
 from tweet_signals.storage import AnyPath, Storage, read_json, write_json_atomic
 
 PROGRESS = logging.getLogger("tweet_signals.progress")
@@ -164,7 +168,7 @@ def _process_session(params: SignalsParams, run_date: date, storage: Storage) ->
     dask = params.task_runner == "dask"
     workers = params.dask_workers if dask else resolve_workers(params.workers, params.model, params.device)
     # "auto" is resolved here, once, so the chunk cache key names the engine that really ran.
-    analyzer = resolve_engine(
+    analyzer = choose_engine(
         AnalyzerConfig(
             model=params.model,
             device=params.device,
@@ -202,31 +206,24 @@ def _run_stages(
     clean = dedupe(params, run_date)
     timings["dedupe"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tfidf = fit_day_tfidf(params, run_date, str(clean["digest"]))
+    tfidf = fit_tfidf(params, run_date, clean.digest)
     timings["tfidf"] = time.perf_counter() - t0
 
     scoring = ScoringConfig(params.keyword_boost_weight, params.include_engagement)
-    config_key = config_digest(
-        {**analyzer.output_fields(), **asdict(scoring), "clean": clean["digest"], "tfidf": tfidf["digest"]}
-    )
+    config_key = chunk_key(analyzer, scoring, clean.digest, tfidf.digest)
     clean_path = storage.clean(run_date)
-    n_rows = int(clean["posts_out"])  # type: ignore[call-overload]
-    descs = [
-        ChunkDescriptor(
-            run_date=str(run_date),
-            chunk=i,
-            clean_path=str(clean_path),
-            start=start,
-            stop=stop,
-            tfidf_dir=str(tfidf["dir"]),
-            tfidf_digest=str(tfidf["digest"]),
-            output_path=str(storage.analyzed_chunk(run_date, config_key, i)),
-            config_key=config_key,
-            analyzer=analyzer,
-            scoring=scoring,
-        )
-        for i, (start, stop) in enumerate(plan_chunks(n_rows, params.chunk_size))
-    ]
+    descs = plan_chunks(
+        run_date=str(run_date),
+        clean_path=str(clean_path),
+        n_rows=clean.posts_out,
+        chunk_size=params.chunk_size,
+        tfidf_dir=tfidf.dir,
+        tfidf_digest=tfidf.digest,
+        output_path=lambda i: str(storage.analyzed_chunk(run_date, config_key, i)),
+        config_key=config_key,
+        analyzer=analyzer,
+        scoring=scoring,
+    )
     t0 = time.perf_counter()
     results, failures = run_chunks(descs, runner, params.chunk_retries)
     timings["analyze"] = time.perf_counter() - t0
@@ -247,8 +244,8 @@ def _run_stages(
     }
     manifest.update(
         collect=collected.as_dict(),
-        dedupe=clean,
-        tfidf=tfidf,
+        dedupe=clean.as_dict(),
+        tfidf=tfidf.as_dict(),
         analyze=analyze_summary,
         chunks=sorted(results, key=lambda r: r["chunk"])
         + [{"chunk": c, "status": "failed", "error": e} for c, e in sorted(failures.items())],
@@ -267,7 +264,7 @@ def _run_stages(
     if params.prices:
         manifest["evaluation"] = evaluate_history(params, run_date, storage)
     manifest.update(
-        signals={**signals, "chart": str(chart) if chart else None},
+        signals={**signals.as_dict(), "chart": str(chart) if chart else None},
         status="complete",
         timings={k: round(v, 3) for k, v in timings.items()},
         coordinator_peak_rss_mb=peak_rss_mb(),  # this process: the flow, never the chunk workers
@@ -279,21 +276,14 @@ def _run_stages(
 
 def evaluate_history(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any]:
     """Judge the stored history of the priced symbol up to this session; report beside the signals."""
-    from flows.evaluate import evaluate_task, stored_signals
-
     symbol = (params.price_symbol or params.symbols[0]).upper()
-    result = evaluate_task(
-        stored_signals(storage.root, symbol, run_date),
-        symbol,
-        str(params.prices),
-        params.price_columns,
-        str(storage.signals(run_date).parent / "report"),
-        params.exchange,
-        0.0,
-        5.0,
-        20,
-        20,
+    settings = EvaluationSettings(
+        prices_path=str(params.prices),
+        out_dir=str(storage.signals(run_date).parent / "report"),
+        price_columns=params.price_columns,
+        exchange=params.exchange,
     )
+    result = evaluate_task(stored_signals(storage, symbol, run_date), symbol, settings)
     return {"symbol": symbol, "report": result["report"], "verdict": result["verdict"], "n": result["n"]}
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from tweet_signals.analyzers.embedded import ADAPTER_PATH
-from tweet_signals.model_card import write_model_card
-from tweet_signals.training import TrainConfig, default_shared_data, train_embedded
+from tweet_signals.model.card import write_model_card
+from tweet_signals.model.embedded import ADAPTER_PATH
+from tweet_signals.model.training import TrainConfig, default_shared_data, train_embedded
 
 
 @task(name="train-embedded")

@@ -1,1 +1,1 @@
-"""Prefect tasks: retries, visibility and I/O around the pure functions in ``tweet_signals``."""
+"""Prefect tasks: each is retries, caching and visibility around one library call in ``tweet_signals``."""

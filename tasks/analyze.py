@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from tweet_signals.analysis import ChunkDescriptor, ChunkResult, analyze_chunk
-from tweet_signals.analyzers.loader import AnalyzerConfig, start_worker
+from tweet_signals.model.loader import AnalyzerConfig, start_worker
+from tweet_signals.stages.analyze import ChunkDescriptor, ChunkResult, analyze_chunk
 
 
 # No retry delay: a chunk retry is for a lost worker or a transient I/O error, not for the
@@ -13,7 +13,7 @@ from tweet_signals.analyzers.loader import AnalyzerConfig, start_worker
 @task(name="analyze-chunk", task_run_name="analyze-chunk-{desc.chunk}")
 def analyze_chunk_task(desc: ChunkDescriptor) -> ChunkResult:
     # The body lives in an importable module so each worker's model cache (an lru_cache in
-    # tweet_signals.analyzers.loader) survives across the chunks that worker receives.
+    # tweet_signals.model.loader) survives across the chunks that worker receives.
     return analyze_chunk(desc)
 
 

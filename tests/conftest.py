@@ -41,6 +41,14 @@ def newcomer_env(tmp_path: Path) -> dict[str, str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not SHARED_DATA.is_dir():
         raise pytest.UsageError(f"tests read the shared datasets by path and expect them at {SHARED_DATA}")
+    # The fast tier (-m "not slow") must not start servers: a test that uses one is an integration test.
+    unmarked = [
+        i.nodeid
+        for i in items
+        if "prefect_server" in getattr(i, "fixturenames", ()) and not i.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests using the Prefect server must be marked slow: {unmarked}")
 
 
 @pytest.fixture(scope="session")

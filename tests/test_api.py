@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from tweet_signals.api import analyze_posts, signals_from_posts
-from tweet_signals.schema import NormaliseStats, normalise_record, posts_frame
+from tweet_signals.sources.schema import NormaliseStats, normalise_record, posts_frame
 from tweet_signals.sources.synthetic import generate_posts
 
 

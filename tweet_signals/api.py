@@ -19,19 +19,18 @@ from typing import Any
 
 import polars as pl
 
-from tweet_signals.analysis import ChunkDescriptor, ChunkResult, ScoringConfig, analyze_chunk, plan_chunks
-from tweet_signals.analyzers.loader import (
+from tweet_signals.market.sessions import DEFAULT_EXCHANGE, session_for
+from tweet_signals.market.symbols import DEFAULT_SYMBOLS, alias_map, extract_symbols
+from tweet_signals.model.loader import (
     DEFAULT_MODEL,
     AnalyzerConfig,
     check_model_available,
-    resolve_engine,
     start_worker,
 )
-from tweet_signals.sessions import DEFAULT_EXCHANGE, session_for
-from tweet_signals.signals import SignalThresholds, compute_signals
+from tweet_signals.stages.analyze import ChunkResult, ScoringConfig, analyze_chunk, choose_engine, plan_chunks
+from tweet_signals.stages.signals import SignalThresholds, compute_signals
+from tweet_signals.stages.tfidf import fit_sample, fit_tfidf, save_tfidf
 from tweet_signals.storage import file_digest, write_parquet_atomic
-from tweet_signals.symbols import DEFAULT_SYMBOLS, alias_map, extract_symbols
-from tweet_signals.tfidf import fit_sample, fit_tfidf, save_tfidf
 
 
 def analyze_posts(posts: pl.DataFrame, **options: Any) -> pl.DataFrame:
@@ -73,7 +72,7 @@ def analyze_posts_with_stats(
         ]
     ).with_columns(pl.col("id").cast(pl.String))
     workers = max(1, workers)
-    analyzer = resolve_engine(
+    analyzer = choose_engine(
         AnalyzerConfig(model=model, device=device, engine=engine, threads=max(1, (os.cpu_count() or 1) // workers))
     )
     scoring = ScoringConfig(keyword_boost_weight, include_engagement)
@@ -90,22 +89,18 @@ def analyze_posts_with_stats(
         )
         tfidf, top = fit_tfidf(fit_sample(clean)[0])  # as the flow fits a day: sampled above 200k posts
         save_tfidf(tfidf, top, root / "tfidf", {})
-        descs = [
-            ChunkDescriptor(
-                "api",
-                i,
-                str(clean),
-                start,
-                stop,
-                str(root / "tfidf"),
-                file_digest(root / "tfidf" / "vocabulary.parquet"),
-                str(root / f"chunk-{i:04d}.parquet"),
-                "api",
-                analyzer,
-                scoring,
-            )
-            for i, (start, stop) in enumerate(plan_chunks(frame.height, chunk_size))
-        ]
+        descs = plan_chunks(
+            run_date="api",
+            clean_path=str(clean),
+            n_rows=frame.height,
+            chunk_size=chunk_size,
+            tfidf_dir=str(root / "tfidf"),
+            tfidf_digest=file_digest(root / "tfidf" / "vocabulary.parquet"),
+            output_path=lambda i: str(root / f"chunk-{i:04d}.parquet"),
+            config_key="api",
+            analyzer=analyzer,
+            scoring=scoring,
+        )
         prepared = time.perf_counter()
         if ready is not None:
             wait(ready)
@@ -156,3 +151,17 @@ def signals_from_posts(
         for (day,), group in frame.group_by("_session", maintain_order=True)
     ]
     return pl.concat(parts).sort("session", "symbol") if parts else pl.DataFrame()
+
+
+def signals_from_file(path: Path, columns: str | None, symbol: str, model: str, exchange: str) -> pl.DataFrame:
+    """Read, dedupe and analyze a whole posts file; signals per session for ``symbol``."""
+    from tweet_signals.market.symbols import alias_map
+    from tweet_signals.sources.files import parse_column_map, read_posts
+    from tweet_signals.stages.dedupe import dedupe_posts
+
+    read = read_posts(path, parse_column_map(columns))
+    if read.posts.is_empty():
+        raise ValueError(f"no usable posts in {path} ({read.quarantine.height} quarantined)")
+    clean, _ = dedupe_posts(read.posts, alias_map([symbol]))
+    analyzed = analyze_posts(clean, model=model, workers=1)
+    return signals_from_posts(analyzed, [symbol], exchange=exchange)

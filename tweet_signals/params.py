@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from tweet_signals.analyzers.loader import DEFAULT_MODEL
-from tweet_signals.symbols import DEFAULT_SYMBOLS
+from tweet_signals.market.symbols import DEFAULT_SYMBOLS, alias_map, load_alias_file
+from tweet_signals.model.loader import DEFAULT_MODEL
 
 
 class SignalsParams(BaseModel):
@@ -75,9 +76,21 @@ class SignalsParams(BaseModel):
             raise ValueError("at least one symbol is needed")
         return out
 
+    @model_validator(mode="after")
+    def _input_means_file(self) -> SignalsParams:
+        # An input file with the source left at its default can only mean "read this file".
+        if self.input and "source" not in self.model_fields_set:
+            self.source = "file"
+        return self
+
+    def aliases(self) -> dict[str, str]:
+        """Alias → symbol for this run's symbols, plus those of ``aliases_file``."""
+        extra = load_alias_file(Path(self.aliases_file)) if self.aliases_file else None
+        return alias_map(self.symbols, extra)
+
 
 # Worker processes sharing one GPU: while one runs the model, the others tokenise, score and
-# write; measured on an H200 with RoBERTa-base bf16 (README, GPU table).
+# write; measured on an H200 with RoBERTa-base bf16 (docs/performance.md, GPU).
 GPU_WORKERS_PER_DEVICE = 8
 
 
@@ -86,7 +99,7 @@ def auto_workers(model: str, device: str = "auto") -> int:
     ``GPU_WORKERS_PER_DEVICE`` (the model runs on the GPU, the cores only feed it)."""
     import psutil
 
-    from tweet_signals.analyzers.loader import resolve_device
+    from tweet_signals.model.loader import resolve_device
 
     cores = os.cpu_count() or 1
     if resolve_device(device).startswith("cuda"):

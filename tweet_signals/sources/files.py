@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from tweet_signals.schema import (
+from tweet_signals.sources.schema import (
     NormaliseStats,
     Quarantined,
     normalise_record,

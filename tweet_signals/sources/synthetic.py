@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tweet_signals.sessions import DEFAULT_EXCHANGE, calendar, session_window
+from tweet_signals.market.sessions import DEFAULT_EXCHANGE, calendar, session_window
 
 SYMBOL_SPELLINGS: dict[str, tuple[str, ...]] = {
     "NIFTY": ("#Nifty50", "#nifty", "$NIFTY", "Nifty", "NIFTY 50"),

@@ -1,0 +1,80 @@
+"""The benchmark's measurements on a tiny model, and the scale benchmark on a small day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tweet_signals.bench.engines import _measure
+from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+
+TEXTS = [f"nifty {'up ' * (i % 9)}today {i}" for i in range(120)]
+
+
+@pytest.mark.slow
+def test_bare_stage_and_loop_rows_measure_the_same_model(tiny_roberta: Path) -> None:
+    model = str(tiny_roberta)
+    bare = _measure("bare", model, TEXTS, "torch-fp32", 1, "cpu")
+    stage = _measure("stage", model, TEXTS, "torch-fp32", 2, "cpu")
+    loop = _measure("loop", model, TEXTS[:10], "", 1, "cpu")
+    assert bare["seconds"] > 0 and stage["seconds"] > 0 and loop["seconds"] > 0
+    analyzer = build_analyzer(AnalyzerConfig(model=model, engine="torch-fp32"))
+    # The stage's probabilities are the analyzer's, in input order; the loop's agree one by one.
+    np.testing.assert_allclose(stage["probs"], analyzer.predict_proba(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(loop["probs"], stage["probs"][:10], atol=1e-4)
+    assert bare["batches"] == len(list(analyzer.padded_batches(analyzer.encode(TEXTS))))
+
+
+@pytest.mark.slow
+def test_scale_benchmark_reports_every_stage_for_a_small_day() -> None:
+    from tweet_signals.bench.scale import STAGES, run_scale
+
+    (row,) = run_scale([400], model="embedded", device="cpu", engine="torch-fp32", workers=1, chunk_size=150)
+    # Every clean post went through analyze, in chunks of 150: the row describes one and the same day.
+    assert row.posts == 400 and 300 < row.clean_posts <= 400
+    assert row.chunks == -(-row.clean_posts // 150) and row.engine == "torch-fp32" and row.workers == 1
+    # The rates are the counts over the times it reports (stage times rounded to 0.1 s each).
+    assert abs(row.pipeline_s - sum(getattr(row, f"{stage}_s") for stage in STAGES)) <= 0.3
+    assert row.posts_per_s == pytest.approx(400 / row.pipeline_s, rel=0.01)
+    assert row.analyze_tweets_per_s == pytest.approx(row.clean_posts / row.analyze_s, rel=0.1)
+
+
+@pytest.mark.slow
+def test_warm_stage_loads_each_model_before_the_clock_and_reports_phases(tiny_roberta: Path) -> None:
+    import polars as pl
+
+    from tweet_signals.api import analyze_posts_with_stats
+
+    posts = pl.DataFrame({"id": [str(i) for i in range(len(TEXTS))], "text": TEXTS})
+    timings: dict[str, float] = {}
+    out, chunks = analyze_posts_with_stats(
+        posts,
+        model=str(tiny_roberta),
+        engine="torch-fp32",
+        device="cpu",
+        workers=2,
+        chunk_size=30,
+        timings=timings,
+        warm_start=True,
+    )
+    cold, _ = analyze_posts_with_stats(
+        posts, model=str(tiny_roberta), engine="torch-fp32", device="cpu", workers=2, chunk_size=30
+    )
+    assert out.equals(cold) and len(chunks) == 4
+    # The start tasks loaded the model: no chunk loaded it again, in either worker.
+    assert all(c.model_loads_in_process == 1 for c in chunks)
+    assert {"startup_wait", "prepare", "analyze"} <= set(timings)
+    assert all({"read", "load", "encode", "model", "features", "write"} == set(c.phases) for c in chunks)
+    warm = _measure("stage-warm", str(tiny_roberta), TEXTS, "torch-fp32", 2, "cpu")
+    assert warm["phases"]["startup_wait"] >= 0 and warm["phases"]["model"] > 0
+
+
+def test_feature_rates_time_both_paths_on_the_same_posts() -> None:
+    from tweet_signals.bench.features import feature_rates
+
+    rows = feature_rates(TEXTS * 3, slice_rows=(64, 0), repeats=1)
+    assert [r["slice_rows"] for r in rows] == [64, 360]
+    for r in rows:  # the speed-up is the ratio of the two timings of the same posts
+        assert r["speedup"] == pytest.approx(r["python_us_per_post"] / r["vectorised_us_per_post"], rel=0.02)

@@ -1,0 +1,117 @@
+"""The commands a newcomer types, run as subprocesses the way the README shows them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env
+
+pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses
+
+
+def test_demo_twice_second_run_computes_nothing(tmp_path: Path) -> None:
+    args = [*CLI, "demo", "--data-root", str(tmp_path / "out"), "--posts-per-session", "300", "--json"]
+    first = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads(first.stdout)
+    assert [r["run_date"] for r in report["runs"]] == [f"2026-01-0{d}" for d in range(5, 10)]
+    assert all(r["status"] == "complete" and r["model"]["id"] == "embedded" for r in report["runs"])
+    assert all(r["signals"]["rows"] == 3 for r in report["runs"])
+    second = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads(second.stdout)["skipped"] == [r["run_date"] for r in report["runs"]]
+
+
+def test_run_command_on_indian_csv_with_summary(tmp_path: Path, tiny_roberta: Path, prefect_server: str) -> None:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    args = [
+        *CLI,
+        "run",
+        "--date",
+        "2026-01-07",
+        "--input",
+        str(KIRTI_CSV),
+        "--columns",
+        KIRTI_COLUMNS,
+        "--hashtags",
+        "nifty sensex",
+        "--model",
+        str(tiny_roberta),
+        "--workers",
+        "2",
+        "--chunk-size",
+        "100",
+        "--data-root",
+        str(tmp_path),
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "run summary" in done.stderr and "NIFTY" in done.stderr
+    bad = subprocess.run(
+        [
+            *CLI,
+            "run",
+            "--date",
+            "2026-01-07",
+            "--input",
+            str(KIRTI_CSV),
+            "--model",
+            "nope/missing",
+            "--data-root",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert bad.returncode == 2
+    assert "--model embedded" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_interrupted_run_resumes_without_recomputing_finished_chunks(tmp_path: Path, prefect_server: str) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    args = [
+        *CLI,
+        "run",
+        "--date",
+        "2026-01-07",
+        "--source",
+        "synthetic",
+        "--model",
+        "embedded",
+        "--engine",
+        "torch-fp32",
+        "--workers",
+        "1",
+        "--chunk-size",
+        "100",
+        "--data-root",
+        str(tmp_path),
+        "--json",
+    ]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunks = tmp_path / "analyzed" / "date=2026-01-07"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(chunks.glob("*/chunk-*.parquet"))) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # as Ctrl-C would
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    manifest = json.loads((tmp_path / "runs" / "date=2026-01-07" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    finished = len(list(chunks.glob("*/chunk-*.parquet")))
+    assert finished >= 2
+
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    analyze = json.loads(done.stdout)["runs"][0]["analyze"]
+    assert analyze["reused"] == finished and analyze["computed"] == analyze["chunks"] - finished

@@ -1,0 +1,167 @@
+"""prefect.yaml against a real Prefect server: deploy, start a process worker, trigger runs
+through the REST API as the UI's "Run" button does, and wait for them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import REPO
+
+from deployments.serve import build_deployments, declared_deployments
+
+pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses
+
+
+BIN = Path(sys.executable).parent
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="INFO",
+        HF_HUB_OFFLINE="1",
+    )
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("prefect server did not become healthy: " + (home / "server.log").read_text()[-2000:])
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _prefect(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(BIN / "prefect"), "--no-prompt", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def _api(env: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=env["PREFECT_API_URL"], timeout=30)
+
+
+def _wait(client: httpx.Client, run_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = client.get(f"/flow_runs/{run_id}").json()
+        if run["state"]["type"] in TERMINAL:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} did not finish in {timeout} s: {run['state']}")
+
+
+def test_serve_builds_the_same_deployments_as_prefect_yaml() -> None:
+    declared = declared_deployments()
+    built = {d.name: d for d in build_deployments()}
+    assert set(built) == set(declared) == {"daily-signals", "backfill-signals"}
+    daily = built["daily-signals"].schedules[0].schedule
+    assert (daily.cron, daily.timezone) == ("30 16 * * 1-5", "Asia/Kolkata")
+    assert all(d.enforce_parameter_schema for d in built.values())
+
+
+def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str], tmp_path: Path) -> None:
+    _prefect(server, "work-pool", "create", "tweet-signals", "--type", "process")
+    _prefect(server, "deploy", "--all")
+    worker_log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "tweet-signals"],
+        env=server,
+        cwd=REPO,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with _api(server) as client:
+            daily = client.get("/deployments/name/daily-signals/daily-signals").json()
+            backfill = client.get("/deployments/name/backfill-signals/backfill-signals").json()
+            assert daily["schedules"][0]["schedule"]["cron"] == "30 16 * * 1-5"
+            assert daily["enforce_parameter_schema"] and backfill["enforce_parameter_schema"]
+            # The UI renders this schema as a form: one model, with defaults and descriptions.
+            schema = json.dumps(daily["parameter_openapi_schema"])
+            assert "Trading session to process" in schema and "chunk_size" in schema
+
+            out = tmp_path / "out"
+            params = {
+                "source": "synthetic",
+                "synthetic_posts": 300,
+                "model": "embedded",
+                "workers": 1,
+                "chunk_size": 100,
+                "data_root": str(out),
+            }
+            bad = client.post(
+                f"/deployments/{daily['id']}/create_flow_run",
+                json={"parameters": {"params": {**params, "chunk_size": 1}}},
+            )
+            assert bad.status_code in (409, 422), bad.text  # rejected by the parameter schema
+
+            run = client.post(
+                f"/deployments/{daily['id']}/create_flow_run",
+                json={"parameters": {"params": {**params, "run_date": "2026-01-07"}}},
+            ).json()
+            finished = _wait(client, run["id"])
+            assert finished["state"]["type"] == "COMPLETED", finished["state"]
+            assert finished["name"] == "signals-2026-01-07"
+            assert (out / "signals" / "date=2026-01-07" / "signals.parquet").exists()
+            keys = {a["key"] for a in client.post("/artifacts/filter", json={}).json()}
+            assert {"signals-summary-2026-01-07", "signals-table-2026-01-07", "analyze-progress-2026-01-07"} <= keys
+
+            run = client.post(
+                f"/deployments/{backfill['id']}/create_flow_run",
+                json={"parameters": {"start": "2026-01-06", "end": "2026-01-08", "params": params}},
+            ).json()
+            finished = _wait(client, run["id"])
+            assert finished["state"]["type"] == "COMPLETED", finished["state"]
+            manifest = json.loads((out / "runs" / "date=2026-01-08" / "manifest.json").read_text())
+            assert manifest["status"] == "complete"
+            children = client.post(
+                "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}}
+            ).json()
+            # 01-07 was complete already: only 01-06 and 01-08 ran, as subflows.
+            assert sorted(c["name"] for c in children if c["name"].startswith("signals-")) == [
+                "signals-2026-01-06",
+                "signals-2026-01-08",
+            ]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)

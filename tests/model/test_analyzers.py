@@ -1,0 +1,155 @@
+"""Analyzers: label mapping, batching order, Hugging Face loading, the embedded model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from tweet_signals.model import embedded
+from tweet_signals.model.base import (
+    ModelUnavailableError,
+    label_permutation,
+    preprocess_text,
+    token_budget_batches,
+)
+from tweet_signals.model.loader import AnalyzerConfig, build_analyzer, check_model_available
+from tweet_signals.stages.analyze import choose_engine
+
+
+@pytest.mark.parametrize(
+    ("id2label", "expected"),
+    [
+        ({0: "negative", 1: "neutral", 2: "positive"}, [0, 1, 2]),
+        ({0: "Bearish", 1: "Bullish", 2: "Neutral"}, [0, 2, 1]),
+        ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, [0, 1, 2]),
+        ({0: "NEG", 1: "POS"}, [0, None, 1]),
+        ({0: "LABEL_0", 1: "LABEL_1"}, [0, None, 1]),
+    ],
+)
+def test_label_permutation(id2label: dict[int, str], expected: list[int | None]) -> None:
+    assert label_permutation(id2label) == expected
+
+
+def test_unknown_labels_are_refused() -> None:
+    with pytest.raises(ValueError, match="cannot map"):
+        label_permutation({0: "joy", 1: "anger", 2: "sadness"})
+
+
+def test_preprocess_masks_users_and_links() -> None:
+    assert (
+        preprocess_text("@bob look https://t.co/x and www.a.com, mail a@b") == "@user look http and http mail a@b"
+    )  # as Cardiff: the whole token
+
+
+def test_token_budget_batches_cover_all_and_respect_budget() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 120, size=500).tolist()
+    seen = []
+    for batch in token_budget_batches(lengths, batch_tokens=1024, max_batch_size=32):
+        widths = [lengths[i] for i in batch]
+        assert len(batch) <= 32
+        assert len(batch) == 1 or len(batch) * max(widths) <= 1024
+        seen += batch.tolist()
+    assert sorted(seen) == list(range(500))
+
+
+@pytest.mark.parametrize("model", ["tiny", "embedded"])
+def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tiny_roberta: Path) -> None:
+    analyzer = build_analyzer(
+        AnalyzerConfig(model=str(tiny_roberta) if model == "tiny" else "embedded", engine="torch-fp32")
+    )
+    texts = [
+        "Nifty up 1.2% 🚀 @bob https://t.co/x",
+        "",
+        "a " * 400,
+        "Sensex ↓ — bears win",
+        "  spaced   out  ",
+        "nifty up " * 300,
+    ]
+    prepared = [preprocess_text(t) for t in texts]
+    expected = analyzer.tokenizer(prepared, truncation=True, max_length=128)  # type: ignore[operator]
+    assert analyzer.encode(texts) == list(expected["input_ids"])
+    if model == "embedded":  # WordPiece: long texts are cut at max_length
+        assert max(len(ids) for ids in analyzer.encode(texts)) == 128
+
+
+def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> None:
+    analyzer = build_analyzer(
+        AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", batch_tokens=64, max_batch_size=4)
+    )
+    texts = [("nifty " * (i % 7 + 1)) + str(i) for i in range(40)]
+    together = analyzer.predict_proba(texts)
+    one_by_one = np.vstack([analyzer.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
+    # Bearish/Neutral/Bullish in the model config map onto negative/neutral/positive.
+    assert analyzer.permutation == [0, 1, 2]
+
+
+def test_hub_model_offline_gives_clear_message() -> None:
+    with pytest.raises(ModelUnavailableError, match="--model embedded"):
+        check_model_available("cardiffnlp/twitter-roberta-base-sentiment-latest")
+
+
+def test_directory_without_safetensors_is_refused(tmp_path: Path, tiny_roberta: Path) -> None:
+    shutil.copy(tiny_roberta / "config.json", tmp_path / "config.json")
+    with pytest.raises(ModelUnavailableError, match="safetensors"):
+        check_model_available(str(tmp_path))
+
+
+def test_tampered_encoder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(embedded.base_model_dir(), copy)
+    with (copy / "model.safetensors").open("r+b") as fh:
+        fh.seek(-1000, 2)
+        fh.write(b"\x00" * 8)
+    monkeypatch.setattr(embedded, "base_model_dir", lambda: copy)
+    embedded.verify_base_weights.cache_clear()
+    with pytest.raises(ModelUnavailableError, match="Refusing to load"):
+        embedded.build_base()
+
+
+def test_official_encoder_hash_verifies() -> None:
+    path = embedded.base_model_dir() / "model.safetensors"
+    assert embedded.verify_base_weights(path) == path
+
+
+def _held_out_slice(name: str, n: int) -> tuple[list[str], list[int]]:
+    from tweet_signals.model.training import TrainConfig, load_labelled_sets, stratified_split
+
+    labelled = {s.name: s for s in load_labelled_sets(SHARED_DATA)}[name]
+    _, held = stratified_split(labelled.labels, TrainConfig.holdout_fraction, TrainConfig.seed)
+    held = held[:: max(1, len(held) // n)][:n]
+    return [labelled.texts[i] for i in held], [labelled.labels[i] for i in held]
+
+
+@pytest.mark.slow
+def test_embedded_model_accuracy_floor_on_held_out_tweets() -> None:
+    """A broken or untrained model falls far below these floors (chance is ~0.33)."""
+    from tweet_signals.model.metrics import compute_metrics
+
+    analyzer = build_analyzer(choose_engine(AnalyzerConfig(model="embedded")))
+    texts, labels = _held_out_slice("general", 300)
+    general = compute_metrics(labels, analyzer.predict_proba(texts).argmax(axis=1).tolist())
+    texts, labels = _held_out_slice("finance", 300)
+    finance = compute_metrics(labels, analyzer.predict_proba(texts).argmax(axis=1).tolist())
+    assert general.macro_recall >= 0.55
+    assert finance.accuracy >= 0.75
+
+
+def test_embedded_batching_matches_single_calls() -> None:
+    analyzer = build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32"))
+    texts = [
+        "Great news! Nifty rallies to a record high, so happy with my profits",
+        "Sensex crashes, I lost everything",
+        "Markets open at 9:15",
+        "x " * 300,
+        "ok",
+    ]
+    together = analyzer.predict_proba(texts)
+    np.testing.assert_allclose(together, np.vstack([analyzer.predict_proba([t]) for t in texts]), atol=1e-5)
+    assert together[0].argmax() == 2 and together[1].argmax() == 0

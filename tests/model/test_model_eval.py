@@ -1,0 +1,126 @@
+"""Metrics, label maps and the evaluate-model command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CLI, SHARED_DATA, newcomer_env
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+from typer.testing import CliRunner
+
+from tweet_signals.cli import app
+from tweet_signals.model.metrics import compute_metrics, map_labels, parse_label_map
+
+
+def test_metrics_match_scikit_learn() -> None:
+    true = [0, 0, 1, 1, 1, 2, 2, 2, 2, 0]
+    pred = [0, 1, 1, 1, 2, 2, 2, 0, 2, 0]
+    m = compute_metrics(true, pred)
+    assert m.accuracy == pytest.approx(accuracy_score(true, pred))
+    assert m.macro_recall == pytest.approx(recall_score(true, pred, average="macro"))
+    assert m.macro_f1 == pytest.approx(f1_score(true, pred, average="macro"))
+    assert m.confusion == [[2, 1, 0], [0, 2, 1], [1, 0, 3]]
+
+
+def test_label_maps_and_synonyms() -> None:
+    mapping = parse_label_map("0=bearish,1=bullish,2=neutral")
+    assert map_labels(["0", "1", "2", " 2"], mapping) == [0, 2, 1, 1]
+    assert map_labels(["positive", "Negative"], parse_label_map(None)) == [2, 0]
+    with pytest.raises(ValueError):
+        parse_label_map("0=happy")
+
+
+@pytest.mark.slow
+def test_evaluate_model_cli_json_on_tweeteval_lines(tmp_path: Path) -> None:
+    src = SHARED_DATA / "tweeteval-sentiment-val"
+    texts = (src / "val_text.txt").read_text().split("\n")[:60]
+    labels = (src / "val_labels.txt").read_text().split("\n")[:60]
+    (tmp_path / "t.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "l.txt").write_text("\n".join(labels) + "\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate-model",
+            "--texts",
+            str(tmp_path / "t.txt"),
+            "--labels",
+            str(tmp_path / "l.txt"),
+            "--label-map",
+            "0=negative,1=neutral,2=positive",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) >= {"n", "accuracy", "macro_recall", "macro_f1", "confusion"}
+    assert out["n"] == 60 and sum(map(sum, out["confusion"])) == 60
+
+
+@pytest.mark.slow
+def test_evaluate_model_cli_csv_table() -> None:
+    csv = SHARED_DATA / "taborda-stock-market-tweets-labelled" / "tweets_labelled_09042020_16072020.csv"
+    result = CliRunner().invoke(
+        app, ["evaluate-model", "--csv", str(csv), "--text-column", "text", "--label-column", "sentiment"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "macro recall" in result.stdout and "confusion" in result.stdout
+
+
+@pytest.mark.slow
+def test_evaluate_model_on_the_training_held_out_split() -> None:
+    result = CliRunner().invoke(app, ["evaluate-model", "--held-out", "general", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["n"] == 400  # 20% of TweetEval val, as training held it out
+    assert out["macro_recall"] >= 0.58
+
+
+def test_per_set_weights_balance_general_classes_and_leave_finance_rows_alone() -> None:
+    from tweet_signals.model.training import example_weights
+
+    sets = ["general"] * 6 + ["finance"] * 4
+    labels = [0, 1, 1, 1, 2, 2, 1, 1, 1, 0]
+    weights = example_weights(sets, labels, "per-set")
+    assert sum(weights) == pytest.approx(len(weights))  # mean 1: the learning rate means the same
+    general = [(y, w) for s, y, w in zip(sets, labels, weights, strict=True) if s == "general"]
+    per_class = [sum(w for y, w in general if y == cls) for cls in range(3)]
+    assert per_class == pytest.approx([per_class[0]] * 3)  # each class weighs the same in total
+    finance = [w for s, w in zip(sets, weights, strict=True) if s == "finance"]
+    assert finance == pytest.approx([finance[0]] * 4)  # accuracy: every finance row counts once
+    pooled = example_weights(sets, labels, "pooled")
+    assert pooled[0] == pytest.approx(pooled[-1]) and pooled[0] > pooled[1]
+    with pytest.raises(ValueError, match="unknown class weighting"):
+        example_weights(sets, labels, "balanced")
+
+
+@pytest.mark.slow
+def test_train_model_smoke_run_writes_a_loadable_adapter_and_card(tmp_path: Path) -> None:
+    """The real command on a few rows, as a newcomer runs it (no Prefect server configured, so
+    it starts a temporary one): adapter, bias calibration and model card land, and every log
+    record reaches the server before it stops (no "Error logging to API" at exit)."""
+    from tweet_signals.model.embedded import load_embedded, read_adapter_metadata
+
+    output = tmp_path / "embedded-sentiment.safetensors"
+    env = {**newcomer_env(tmp_path), "PREFECT_LOGGING_LEVEL": "INFO"}  # records go to the API as a user's do
+    args = [*CLI, "train-model", "--output", str(output), "--epochs", "1", "--limit", "48"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "epoch 1" in done.stderr and "Error logging to API" not in done.stderr
+    assert set(json.loads(done.stdout)) == {"general", "finance"}
+    meta = read_adapter_metadata(output)
+    assert meta["config"]["class_weighting"] == "per-set" and "calibration" in meta
+    assert "per-set" in (tmp_path / "MODEL_CARD.md").read_text()
+    _, model = load_embedded(output)
+    assert model.classifier.out_features == 3
+
+
+def test_market_check_set_reads_the_hand_labelled_stock_tweets(tmp_path: Path) -> None:
+    from tweet_signals.model.training import market_check_set
+
+    market = market_check_set(SHARED_DATA)
+    assert market is not None and len(market.texts) == len(market.labels) == 1300
+    assert sorted(set(market.labels)) == [0, 1, 2]
+    assert market_check_set(tmp_path) is None  # a data folder without it: no check, no error

@@ -1,0 +1,117 @@
+"""``train-model`` and ``evaluate-model``: fine-tune the embedded model; score any model on labelled texts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tweet_signals.cli.common import fail, quiet_prefect, run_flow, write_json
+from tweet_signals.model.base import ModelUnavailableError
+
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")]
+
+
+def train_model_cmd(
+    shared_data: Annotated[str | None, typer.Option(help="Folder holding the labelled sets")] = None,
+    output: Annotated[str | None, typer.Option(help="Adapter file to write")] = None,
+    epochs: int = 4,
+    seed: int = 13,
+    limit: Annotated[int | None, typer.Option(help="Rows per set (quick smoke runs)")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak learning rate (AdamW, linear decay; default: the model card's)")
+    ] = None,
+    class_weighting: Annotated[
+        str, typer.Option(help="How the loss weighs rows: per-set (the default) or pooled (the previous model's)")
+    ] = "per-set",
+    verbose: bool = True,
+) -> None:
+    """Fine-tune the embedded model on ../shared/data and write its adapter and model card."""
+    quiet_prefect(verbose)
+    from flows.train_model import train_model
+    from tweet_signals.model.embedded import ADAPTER_PATH
+    from tweet_signals.model.training import TrainConfig, default_shared_data
+
+    ok, report, message = run_flow(
+        train_model,
+        str(shared_data or default_shared_data()),
+        str(output or ADAPTER_PATH),
+        epochs,
+        seed,
+        limit,
+        TrainConfig.learning_rate if learning_rate is None else learning_rate,
+        class_weighting,
+    )
+    if not ok:
+        fail(message, 1)
+    sys.stdout.write(json.dumps(report["held_out"], indent=1) + "\n")
+
+
+def evaluate_model(
+    texts: Annotated[Path | None, typer.Option(help="One text per line")] = None,
+    labels: Annotated[Path | None, typer.Option(help="One label per line, aligned with --texts")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="CSV with a text and a label column")] = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=neutral,2=positive")] = None,
+    model: Annotated[str, typer.Option(help="'embedded' or a local Hugging Face model directory")] = "embedded",
+    held_out: Annotated[
+        str | None, typer.Option(help="general or finance: the embedded model's held-out split in ../shared/data")
+    ] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts."""
+    from tweet_signals.model.base import LABELS
+    from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+    from tweet_signals.model.metrics import compute_metrics, map_labels, parse_label_map, read_labelled_csv, read_lines
+    from tweet_signals.stages.analyze import choose_engine
+
+    try:
+        if held_out is not None:
+            from tweet_signals.model.training import held_out_set
+
+            split = held_out_set(held_out)
+            items, raw = split.texts, [LABELS[y] for y in split.labels]
+        elif csv_path is not None:
+            items, raw = read_labelled_csv(csv_path, text_column, label_column)
+        elif texts is not None and labels is not None:
+            items, raw = read_lines(texts), read_lines(labels)
+            if len(items) != len(raw):
+                fail(f"{texts} has {len(items)} lines but {labels} has {len(raw)}")
+        else:
+            fail(
+                "give --texts FILE --labels FILE, --csv FILE --text-column NAME --label-column NAME, "
+                "or --held-out general|finance"
+            )
+        truth = map_labels(raw, parse_label_map(label_map))
+        analyzer = build_analyzer(choose_engine(AnalyzerConfig(model=model)))
+    except (ValueError, OSError, ModelUnavailableError) as exc:
+        fail(str(exc))
+    pred = analyzer.predict_proba(items).argmax(axis=1)
+    metrics = compute_metrics(truth, pred.tolist())
+    if as_json:
+        write_json({**metrics.as_dict(), "model": analyzer.model_id})
+        return
+    out = Console(width=None if sys.stdout.isatty() else 130)
+    summary = Table(title=f"{analyzer.model_id} on {metrics.n} texts")
+    for col in ("accuracy", "macro recall", "macro F1"):
+        summary.add_column(col, justify="right")
+    summary.add_row(f"{metrics.accuracy:.4f}", f"{metrics.macro_recall:.4f}", f"{metrics.macro_f1:.4f}")
+    out.print(summary)
+    confusion = Table(title="confusion (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for label in LABELS:
+        confusion.add_column(label, justify="right")
+    for label, row in zip(LABELS, metrics.confusion, strict=True):
+        confusion.add_row(label, *map(str, row))
+    out.print(confusion)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-model")(train_model_cmd)
+    app.command("evaluate-model")(evaluate_model)

@@ -1,0 +1,34 @@
+"""A symbol's signal history: from every stored session, with sessions without posts made explicit."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from tweet_signals.market.sessions import sessions_between
+from tweet_signals.stages.signals import SIGNALS_SCHEMA
+from tweet_signals.storage import Storage, uri
+
+
+def stored_signals(storage: Storage, symbol: str, until: date | None = None) -> pl.DataFrame:
+    """A symbol's signals from every stored session (up to ``until``)."""
+    frames = [
+        pl.read_parquet(uri(path)).filter(pl.col("symbol") == symbol)
+        for _, path in storage.partitions("signals", "signals.parquet", until)
+    ]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=SIGNALS_SCHEMA)
+
+
+def with_empty_sessions(signals: pl.DataFrame, symbol: str, exchange: str) -> pl.DataFrame:
+    """Sessions without posts become explicit rows with zero posts (not gaps)."""
+    if signals.is_empty():
+        return signals
+    sessions = sessions_between(signals["session"].min(), signals["session"].max(), exchange)  # type: ignore[arg-type]
+    frame = pl.DataFrame(
+        {"session": sessions, "symbol": [symbol] * len(sessions)}, schema={"session": pl.Date, "symbol": pl.String}
+    )
+    out = frame.join(signals, on=["session", "symbol"], how="left")
+    return out.with_columns(pl.col("n_posts", "n_bullish", "n_bearish", "n_neutral").fill_null(0)).select(
+        list(SIGNALS_SCHEMA)
+    )

@@ -1,0 +1,77 @@
+"""Judge a symbol's signal history against daily closes and write the report (no Prefect here)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tweet_signals.evaluation.history import with_empty_sessions
+from tweet_signals.evaluation.report import write_report
+from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
+from tweet_signals.sources.files import parse_column_map
+from tweet_signals.storage import AnyPath, location, publish
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Where the prices are, where the report goes, and how the signal is judged."""
+
+    prices_path: str
+    out_dir: str
+    price_columns: str = "date=Date,close=Close"
+    exchange: str = "NSE"
+    threshold: float = 0.0  # long when the signal is above this
+    cost_bps: float = 5.0  # per position change
+    min_sessions: int = 20  # fewer: "not enough data", not a number
+    window: int = 20  # sessions of the rolling z-scores
+
+
+def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: EvaluationSettings) -> dict[str, Any]:
+    """Judge ``signals`` of ``symbol`` against the closes in ``settings.prices_path`` (next-session
+    returns, no look-ahead); write the HTML report and its data under ``settings.out_dir``; return
+    the summary."""
+    prices_path, price_columns, out_dir, exchange = (
+        settings.prices_path,
+        settings.price_columns,
+        settings.out_dir,
+        settings.exchange,
+    )
+    threshold, cost_bps, min_sessions, window = (
+        settings.threshold,
+        settings.cost_bps,
+        settings.min_sessions,
+        settings.window,
+    )
+    mapping = {"date": "Date", "close": "Close", **parse_column_map(price_columns)}
+    prices = load_prices(Path(prices_path), mapping["date"], mapping["close"])
+    history = rolling_features(with_empty_sessions(signals, symbol, exchange), window)
+    target = location(out_dir)
+    # Reports are written on a local disk; for an object-store target they are uploaded after.
+    out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
+    out.mkdir(parents=True, exist_ok=True)
+    history.write_parquet(out / "signal_history.parquet")
+    aligned = align_next_return(history, prices)
+    evaluation = evaluate_signal(aligned, threshold, cost_bps, min_sessions)
+    context = {
+        "symbol": symbol,
+        "exchange": exchange,
+        "prices": Path(prices_path).name,
+        "sessions with a signal": int(history.filter(pl.col("n_posts") > 0).height),
+        "first session": str(history["session"].min()) if history.height else "-",
+        "last session": str(history["session"].max()) if history.height else "-",
+        "model": str(history["model_id"].drop_nulls().first()) if history.height else "-",
+    }
+    report: AnyPath = write_report(out, symbol, aligned, evaluation, context)
+    if not isinstance(target, Path):
+        for produced in sorted(out.rglob("*")):
+            if produced.is_file():
+                publish(produced, target / produced.relative_to(out).as_posix())
+        report = target / report.name
+    summary = evaluation.as_dict()
+    summary.get("strategy", {}).pop("equity", None)
+    summary.get("strategy", {}).pop("buy_and_hold", None)
+    return {"report": str(report), "symbol": symbol, **summary}

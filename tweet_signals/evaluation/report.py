@@ -1,0 +1,135 @@
+"""The evaluation report: one self-contained HTML file plus the PNG charts it embeds."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tweet_signals.evaluation.statistics import Evaluation
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _charts(aligned: pl.DataFrame, evaluation: Evaluation, symbol: str) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, bytes] = {}
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    sessions = aligned["session"].to_list()
+    ax.bar(sessions, aligned["signal"].to_list(), color="tab:blue", alpha=0.6, label="signal (weighted score)")
+    ax.set_ylabel("signal")
+    twin = ax.twinx()
+    twin.plot(sessions, aligned["close"].to_list(), color="black", linewidth=1.2, label="close")
+    twin.set_ylabel("close")
+    ax.set_title(f"{symbol}: signal per session and closing price")
+    charts["signal_price.png"] = _png(fig)
+
+    if evaluation.lead_lag:
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        lags = [r["lag"] for r in evaluation.lead_lag]
+        values = [r["spearman"] for r in evaluation.lead_lag]
+        errors = [
+            [v - r["ci_low"] for v, r in zip(values, evaluation.lead_lag, strict=True)],
+            [r["ci_high"] - v for v, r in zip(values, evaluation.lead_lag, strict=True)],
+        ]
+        colors = ["tab:green" if k == 1 else "tab:gray" for k in lags]
+        ax.bar(lags, values, yerr=errors, color=colors, capsize=3)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(lags)
+        ax.set_xlabel("lag k: corr(signal_t, return_{t+k}); k = 1 is the prediction, k ≤ 0 returns came first")
+        ax.set_ylabel("Spearman ρ (95% CI)")
+        charts["lead_lag.png"] = _png(fig)
+
+    if evaluation.strategy:
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        ax.plot(sessions, evaluation.strategy["equity"], label="long/flat on the signal")
+        ax.plot(sessions, evaluation.strategy["buy_and_hold"], label="buy and hold", color="black", alpha=0.7)
+        ax.set_ylabel("growth of 1")
+        ax.set_title(f"strategy after {evaluation.strategy['cost_bps']:g} bps per trade")
+        ax.legend(loc="upper left")
+        charts["equity.png"] = _png(fig)
+    return charts
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def write_report(
+    directory: Path, symbol: str, aligned: pl.DataFrame, evaluation: Evaluation, context: dict[str, Any]
+) -> Path:
+    """Write ``report.html`` and its PNGs into ``directory``; return the HTML path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    charts = _charts(aligned, evaluation, symbol) if aligned.height else {}
+    for name, data in charts.items():
+        (directory / name).write_bytes(data)
+    rows: list[tuple[str, Any]] = [("sessions (n)", evaluation.n)]
+    for name in ("pearson", "spearman"):
+        est = getattr(evaluation, name)
+        if est is not None:
+            rows.append(
+                (
+                    f"{name} r (95% CI), p",
+                    f"{est.value:+.4f} ({est.ci_low:+.4f} … {est.ci_high:+.4f}), p = {est.p_value:.4f}",
+                )
+            )
+    if evaluation.hit_rate is not None:
+        rows.append(
+            (
+                "hit rate (binomial p)",
+                f"{evaluation.hit_rate:.1%} of {evaluation.directional_n} (p = {evaluation.hit_rate_p_value:.4f})",
+            )
+        )
+    rows.append(("Granger p (signal → returns, lags 1–3)", evaluation.granger_p_value))
+    for key in ("total_return", "buy_and_hold_return", "sharpe_annualised", "max_drawdown", "trades", "exposure"):
+        if key in evaluation.strategy:
+            rows.append((f"strategy {key.replace('_', ' ')}", evaluation.strategy[key]))
+    for key, value in context.items():
+        rows.append((key, value))
+    table = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)
+    images = "\n".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        f"<figcaption>{name}</figcaption></figure>"
+        for name, data in charts.items()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tweet-signals evaluation: {html.escape(symbol)}</title>
+<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
+.verdict{{background:#f4f4f4;padding:1em;border-left:4px solid #555}}img{{max-width:100%}}</style></head>
+<body><h1>Does the {html.escape(symbol)} signal predict the next session?</h1>
+<p class="verdict">{html.escape(evaluation.verdict)}</p>
+<h2>Numbers</h2><table>{table}</table>
+<h2>Charts</h2>{images or "<p>No chart: not enough aligned sessions.</p>"}
+<h2>What this shows and what it does not</h2>
+<p>The signal of session t uses only posts that count for t (posts after the close roll to t+1) and is
+compared with the return from close t to close t+1; nothing later enters it. Confidence intervals come from
+{2000} bootstrap resamples of sessions (500 per lag), which ignore autocorrelation. A significant result in one
+sample of {evaluation.n} sessions is evidence, not proof of a tradable edge; an insignificant one does not prove
+the signal useless, only that this sample cannot tell.</p>
+</body></html>"""
+    path = directory / "report.html"
+    tmp = directory / ".report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path

