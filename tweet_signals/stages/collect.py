@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +27,7 @@ from tweet_signals.sources.schema import (
     normalise_record,
     posts_frame,
     quarantine_frame,
+    quarantine_row,
 )
 from tweet_signals.sources.synthetic import generate_posts
 from tweet_signals.sources.x_api import (
@@ -106,14 +107,39 @@ def stream_source(
 SYNTHETIC_BATCH = 50_000
 
 
-class SessionRows:
-    """Writes the rows that fall in the session's window to ``writer``; counts the others."""
+# A post dated after the moment it was collected (plus this much clock skew between the source's
+# servers and ours) cannot be real: it is quarantined as ``future_timestamp``, not counted for a
+# later session.
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
-    def __init__(self, writer: ParquetStreamWriter, run_date: date, exchange: str) -> None:
+
+class SessionRows:
+    """Writes the rows that fall in the session's window to ``writer``; counts the others, and
+    sets aside as quarantine the rows dated after ``collected_at`` + ``FUTURE_TOLERANCE``."""
+
+    def __init__(
+        self, writer: ParquetStreamWriter, run_date: date, exchange: str, collected_at: datetime | None = None
+    ) -> None:
         self.writer, self.run_date, self.exchange = writer, run_date, exchange
+        self.latest = None if collected_at is None else collected_at + FUTURE_TOLERANCE
+        self.collected_at = collected_at
         self.posts = self.out_of_window = 0
+        self.future: list[dict[str, str]] = []
 
     def __call__(self, rows: pl.DataFrame) -> None:
+        if self.latest is not None:
+            future = rows.filter(pl.col("created_at") > self.latest)
+            rows = rows.filter(pl.col("created_at") <= self.latest)
+            detail = f"dated after the collection time {self.collected_at:%Y-%m-%dT%H:%M:%SZ} + {FUTURE_TOLERANCE}"
+            self.future += [
+                quarantine_row(
+                    "future_timestamp",
+                    f"created_at {row['created_at']:%Y-%m-%dT%H:%M:%SZ} {detail}",
+                    str(row["source"]),
+                    row,
+                )
+                for row in future.iter_rows(named=True)
+            ]
         inside, outside = split_window(rows, self.run_date, self.exchange)
         self.writer.write(inside)
         self.posts += inside.height
@@ -171,8 +197,9 @@ def collect_session(params: SignalsParams, run_date: date) -> CollectResult:
         return CollectResult(str(path), "collected", **write_synthetic(params, run_date, path))  # type: ignore[arg-type]
     fetched = fetch_x(params, run_date).as_dict() if params.source == "x" else None
     with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
-        session = SessionRows(writer, run_date, params.exchange)
-        quarantine, records_in, repairs = stream_source(params, run_date, session)
+        session = SessionRows(writer, run_date, params.exchange, collected_at=datetime.now(UTC))
+        unreadable, records_in, repairs = stream_source(params, run_date, session)
+        quarantine = pl.concat([unreadable, quarantine_frame(session.future)])
         posts, out_of_window = session.posts, session.out_of_window
         counts: dict[str, object] = {
             "records_in": records_in,
