@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 
 from flows.daily_signals import daily_signals, manifest_complete
+from flows.parameters import effective_params
 from tweet_signals.market.sessions import sessions_between
 from tweet_signals.params import SignalsParams
 
@@ -18,6 +19,7 @@ def backfill_signals(start: date, end: date, params: SignalsParams = SignalsPara
     """Sessions already complete are skipped (unless ``params.force``); a failed date does not
     stop the others; the final state names the dates that failed."""
     logger = get_run_logger()
+    params = effective_params(params)
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     done, skipped, failed = [], [], {}

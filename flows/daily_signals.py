@@ -22,6 +22,7 @@ from prefect.futures import as_completed
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+from flows.parameters import effective_params
 from tasks.analyze import analyze_chunk_task, start_worker_task
 from tasks.collect import collect
 from tasks.dedupe import dedupe
@@ -135,6 +136,7 @@ def run_chunks(descs: list[ChunkDescriptor], runner: Any, retries: int) -> tuple
 def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | State:
     """Process one trading session end to end; rerunning it recomputes only what is missing."""
     logger = get_run_logger()
+    params = effective_params(params)
     run_date = params.run_date or scheduled_date(params.exchange)
     if not is_session(run_date, params.exchange):
         message = f"{run_date} is not a trading session on {params.exchange}: nothing to do"

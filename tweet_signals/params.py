@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tweet_signals.market.symbols import DEFAULT_SYMBOLS, alias_map, load_alias_file
 from tweet_signals.model.loader import DEFAULT_MODEL
@@ -15,7 +16,10 @@ from tweet_signals.model.loader import DEFAULT_MODEL
 
 class SignalsParams(BaseModel):
     """What one daily run does. Every field has a default; the run date defaults to the
-    flow run's scheduled start (in the exchange's time zone)."""
+    flow run's scheduled start (in the exchange's time zone). Unknown names are refused (a
+    misspelt ``modle`` must not silently run the default model)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     run_date: date | None = Field(
         None, description="Trading session to process (YYYY-MM-DD); default: the scheduled date"
@@ -82,6 +86,13 @@ class SignalsParams(BaseModel):
         if self.input and "source" not in self.model_fields_set:
             self.source = "file"
         return self
+
+    def over(self, defaults: Mapping[str, Any]) -> SignalsParams:
+        """These parameters laid over ``defaults``: only the fields that were given explicitly
+        replace a default (a deployment's settings survive a run that sets one field)."""
+        if not defaults:
+            return self
+        return SignalsParams.model_validate({**defaults, **self.model_dump(include=self.model_fields_set)})
 
     def aliases(self) -> dict[str, str]:
         """Alias → symbol for this run's symbols, plus those of ``aliases_file``."""

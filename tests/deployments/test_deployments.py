@@ -96,6 +96,8 @@ def test_serve_builds_the_same_deployments_as_prefect_yaml() -> None:
     assert set(built) == set(declared) == {"daily-signals", "backfill-signals"}
     daily = built["daily-signals"].schedules[0].schedule
     assert (daily.cron, daily.timezone) == ("30 16 * * 1-5", "Asia/Kolkata")
+    # Out of the box the schedule is off: active, it would produce synthetic signals every weekday.
+    assert built["daily-signals"].schedules[0].active is False
     assert all(d.enforce_parameter_schema for d in built.values())
 
 
@@ -115,20 +117,23 @@ def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str],
             daily = client.get("/deployments/name/daily-signals/daily-signals").json()
             backfill = client.get("/deployments/name/backfill-signals/backfill-signals").json()
             assert daily["schedules"][0]["schedule"]["cron"] == "30 16 * * 1-5"
+            assert daily["schedules"][0]["active"] is False  # ships inactive
             assert daily["enforce_parameter_schema"] and backfill["enforce_parameter_schema"]
             # The UI renders this schema as a form: one model, with defaults and descriptions.
             schema = json.dumps(daily["parameter_openapi_schema"])
             assert "Trading session to process" in schema and "chunk_size" in schema
 
             out = tmp_path / "out"
-            params = {
-                "source": "synthetic",
-                "synthetic_posts": 300,
-                "model": "embedded",
-                "workers": 1,
-                "chunk_size": 100,
-                "data_root": str(out),
-            }
+            # A partial object, as a custom run from the UI or `prefect deployment run --param params=...`
+            # sends it: model, source and symbols are not given, so the deployment's (prefect.yaml:
+            # embedded, synthetic, NIFTY/SENSEX/BANKNIFTY) apply, not the model's defaults (the hub
+            # RoBERTa, which an offline worker cannot load).
+            params = {"synthetic_posts": 300, "workers": 1, "chunk_size": 100, "data_root": str(out)}
+            unknown = client.post(
+                f"/deployments/{daily['id']}/create_flow_run",
+                json={"parameters": {"params": {**params, "modle": "embedded"}}},
+            )
+            assert unknown.status_code in (409, 422) and "modle" in unknown.text, unknown.text
             bad = client.post(
                 f"/deployments/{daily['id']}/create_flow_run",
                 json={"parameters": {"params": {**params, "chunk_size": 1}}},
@@ -143,6 +148,13 @@ def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str],
             assert finished["state"]["type"] == "COMPLETED", finished["state"]
             assert finished["name"] == "signals-2026-01-07"
             assert (out / "signals" / "date=2026-01-07" / "signals.parquet").exists()
+            ran = json.loads((out / "runs" / "date=2026-01-07" / "manifest.json").read_text())["params"]
+            assert (ran["model"], ran["source"], ran["symbols"]) == (
+                "embedded",
+                "synthetic",
+                ["NIFTY", "SENSEX", "BANKNIFTY"],
+            )
+            assert (ran["synthetic_posts"], ran["data_root"]) == (300, str(out))
             keys = {a["key"] for a in client.post("/artifacts/filter", json={}).json()}
             assert {"signals-summary-2026-01-07", "signals-table-2026-01-07", "analyze-progress-2026-01-07"} <= keys
 
