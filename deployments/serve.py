@@ -29,7 +29,8 @@ def declared_deployments(path: Path = PREFECT_YAML) -> dict[str, dict[str, Any]]
 
 def _schedules(declared: dict[str, Any]) -> list[Cron]:
     return [
-        Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True)) for s in declared.get("schedules") or []
+        Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+        for s in declared.get("schedules") or []
     ]
 
 
