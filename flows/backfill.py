@@ -8,10 +8,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 
-from flows.daily_signals import daily_signals, manifest_complete
+from flows.daily_signals import daily_signals
 from flows.parameters import effective_params
 from tweet_signals.market.sessions import sessions_between
 from tweet_signals.params import SignalsParams
+from tweet_signals.storage import Storage, incomplete_reasons, read_json
 
 
 @flow(name="backfill-signals", flow_run_name="backfill-{start}-{end}")
@@ -22,12 +23,18 @@ def backfill_signals(start: date, end: date, params: SignalsParams = SignalsPara
     params = effective_params(params)
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
+    storage = Storage.at(params.data_root)
     done, skipped, failed = [], [], {}
     runs: dict[str, Any] = {}
     for session in sessions_between(start, end, params.exchange):
-        if not params.force and manifest_complete(params.data_root, session):
+        manifest = read_json(storage.manifest(session))
+        reasons = incomplete_reasons(manifest)
+        if not params.force and not reasons:
             skipped.append(str(session))
             continue
+        if manifest and manifest.get("status") == "complete" and reasons:
+            # Said complete, but an output is gone or changed: the run recomputes just that.
+            logger.warning("session %s was complete but %s: recomputing what is missing", session, "; ".join(reasons))
         state = daily_signals(params.model_copy(update={"run_date": session}), return_state=True)
         if state.is_completed():
             done.append(str(session))

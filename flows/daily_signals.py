@@ -43,7 +43,14 @@ from tweet_signals.stages.analyze import (
     plan_chunks,
 )
 from tweet_signals.stages.summary import summary_markdown, write_chart
-from tweet_signals.storage import AnyPath, Storage, read_json, write_json_atomic
+from tweet_signals.storage import (
+    AnyPath,
+    Storage,
+    location,
+    output_record,
+    read_json,
+    write_json_atomic,
+)
 
 PROGRESS = logging.getLogger("tweet_signals.progress")
 
@@ -267,6 +274,14 @@ def _run_stages(
         manifest["evaluation"] = evaluate_history(params, run_date, storage)
     manifest.update(
         signals={**signals.as_dict(), "chart": str(chart) if chart else None},
+        # What "complete" rests on: a later run or backfill re-checks these before trusting it.
+        outputs=[
+            output_record(collected.path),
+            output_record(clean.path),
+            output_record(location(tfidf.dir) / "vocabulary.parquet"),
+            *(output_record(r["output_path"], int(r["rows"])) for r in results),
+            output_record(signals.path),
+        ],
         status="complete",
         timings={k: round(v, 3) for k, v in timings.items()},
         coordinator_peak_rss_mb=peak_rss_mb(),  # this process: the flow, never the chunk workers
@@ -298,8 +313,3 @@ def publish_artifacts(manifest: dict[str, Any], chart: AnyPath | None) -> None:
     if manifest.get("signals"):
         table = pl.read_parquet(manifest["signals"]["path"]).with_columns(pl.col("session").cast(pl.String))
         create_table_artifact(table.to_dicts(), key=f"signals-table-{day}", description=f"signals for {day}")
-
-
-def manifest_complete(data_root: str, run_date: date) -> bool:
-    manifest = read_json(Storage.at(data_root).manifest(run_date))
-    return bool(manifest and manifest.get("status") == "complete")

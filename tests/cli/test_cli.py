@@ -7,14 +7,15 @@ import os
 import subprocess
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env
 
 pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses
 
 
-def test_demo_twice_second_run_computes_nothing(tmp_path: Path) -> None:
-    args = [*CLI, "demo", "--data-root", str(tmp_path / "out"), "--posts-per-session", "300", "--json"]
+def test_demo_twice_second_run_computes_nothing_until_an_output_is_lost(tmp_path: Path) -> None:
+    args = [*CLI, "demo", "--data-root", str(tmp_path / "out"), "--posts-per-session", "1500", "--json"]
     first = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(first.stdout)
@@ -24,6 +25,23 @@ def test_demo_twice_second_run_computes_nothing(tmp_path: Path) -> None:
     second = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads(second.stdout)["skipped"] == [r["run_date"] for r in report["runs"]]
+
+    # "Complete" is checked against the files: a deleted chunk and a truncated one (of two other
+    # sessions) are recomputed, and nothing else is.
+    by_date = {r["run_date"]: r for r in report["runs"]}
+    deleted = Path(by_date["2026-01-06"]["chunks"][1]["output_path"])
+    truncated = Path(by_date["2026-01-08"]["chunks"][0]["output_path"])
+    assert all(len(by_date[d]["chunks"]) == 2 for d in ("2026-01-06", "2026-01-08"))
+    deleted.unlink()
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    third = subprocess.run(args, capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    repaired = json.loads(third.stdout)
+    assert repaired["skipped"] == ["2026-01-05", "2026-01-07", "2026-01-09"]
+    rerun = [r for r in repaired["runs"] if r["run_date"] not in repaired["skipped"]]
+    computed = {(r["run_date"], c["chunk"]) for r in rerun for c in r["chunks"] if c["status"] == "computed"}
+    assert computed == {("2026-01-06", 1), ("2026-01-08", 0)}
+    assert deleted.exists() and pl.read_parquet(truncated).height == by_date["2026-01-08"]["chunks"][0]["rows"]
 
 
 def test_run_command_on_indian_csv_with_summary(tmp_path: Path, tiny_roberta: Path, prefect_server: str) -> None:

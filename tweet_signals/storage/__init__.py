@@ -1,5 +1,6 @@
-"""Storage: where every output lives (``layout``), how it is written safely (``files``), and when a
-stored output may be reused instead of recomputed (``reuse``)."""
+"""Storage: where every output lives (``layout``), how it is written safely (``files``), when a
+stored output may be reused instead of recomputed (``reuse``), and whether a session said to be
+complete still is (``manifest``)."""
 
 from tweet_signals.storage.files import (
     AnyPath,
@@ -19,6 +20,7 @@ from tweet_signals.storage.files import (
     write_parquet_atomic,
 )
 from tweet_signals.storage.layout import Storage
+from tweet_signals.storage.manifest import incomplete_reasons, output_problem, output_record
 from tweet_signals.storage.reuse import current, current_json, current_parquet
 
 __all__ = [
@@ -30,9 +32,12 @@ __all__ = [
     "current_parquet",
     "file_digest",
     "glob",
+    "incomplete_reasons",
     "is_local",
     "link",
     "location",
+    "output_problem",
+    "output_record",
     "parquet_metadata",
     "publish",
     "read_json",
