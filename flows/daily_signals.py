@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.futures import as_completed
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
@@ -51,14 +53,13 @@ from tweet_signals.storage import (
     read_json,
     write_json_atomic,
 )
+from tweet_signals.storage.lease import Holder, SessionBusyError, SessionLease
 
 PROGRESS = logging.getLogger("tweet_signals.progress")
 
 
 def run_name() -> str:
     """Runs are named after their date (the scheduled date when none is given)."""
-    from prefect.runtime import flow_run
-
     params = flow_run.parameters.get("params") or {}
     given = params.get("run_date") if isinstance(params, dict) else getattr(params, "run_date", None)
     exchange = params.get("exchange", "NSE") if isinstance(params, dict) else getattr(params, "exchange", "NSE")
@@ -67,8 +68,6 @@ def run_name() -> str:
 
 def scheduled_date(exchange: str) -> date:
     """The flow run's scheduled start as a date in the exchange's time zone (never ``now()``)."""
-    from prefect.runtime import flow_run
-
     start = flow_run.scheduled_start_time
     return start.astimezone(calendar(exchange).tz).date()
 
@@ -152,8 +151,20 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
     # Fail before anything is written when the model cannot be loaded.
     check_model_available(params.model)
     storage = Storage.at(params.data_root)
+    lease = SessionLease(storage.lease(run_date), Holder.this_process(str(flow_run.id or "") or None))
     try:
-        return _process_session(params, run_date, storage)
+        lease.acquire(
+            params.busy_wait_s if params.on_busy == "wait" else 0,
+            on_wait=lambda holder: _say(
+                logger,
+                f"{run_date}: waiting for the run already processing it ({holder.get('run_id')} "
+                f"on {holder.get('host')}, pid {holder.get('pid')}, started {holder.get('started_at')})",
+            ),
+        )
+    except SessionBusyError as exc:
+        return Failed(message=f"{run_date} under {storage.root}: {exc}; not started (on_busy={params.on_busy})")
+    try:
+        return _process_session(params, run_date, storage, lease)
     except BaseException as exc:  # Ctrl-C and cancellation too
         # The manifest must never say "running" for a run that died: a backfill trusts it.
         manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
@@ -161,17 +172,42 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
         manifest.update(status=status, error=f"{type(exc).__name__}: {exc}")
         write_json_atomic(manifest, storage.manifest(run_date))
         raise
+    finally:
+        lease.release()
 
 
-def _process_session(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any] | State:
+def _say(logger: Any, message: str, level: int = logging.INFO) -> None:
+    """To the run log (UI) and to the CLI's progress lines."""
+    logger.log(level, message)
+    PROGRESS.log(level, message)
+
+
+def _process_session(
+    params: SignalsParams, run_date: date, storage: Storage, lease: SessionLease
+) -> dict[str, Any] | State:
     timings: dict[str, float] = {}
     previous = read_json(storage.manifest(run_date)) or {}
     manifest: dict[str, Any] = {
         "run_date": str(run_date),
         "status": "running",
+        "run": asdict(lease.holder),
+        "lease_wait_s": lease.waited_s,
         "params": params.model_dump(mode="json"),
         "model": {"id": params.model, "revision": model_revision(params.model)},
     }
+    if previous.get("status") == "running":
+        # We hold the lease, so the run that wrote "running" is not writing any more: it was killed.
+        dead = previous.get("run") or {}
+        manifest["previous_run"] = {"status": "killed", **dead}
+        _say(
+            get_run_logger(),
+            f"{run_date}: the previous run ({dead.get('run_id', 'unknown')}, pid {dead.get('pid', '?')} on "
+            f"{dead.get('host', '?')}, started {dead.get('started_at', '?')}) never finished: it was killed; "
+            "resuming from what it left",
+            logging.WARNING,
+        )
+    if lease.taken_over is not None:
+        manifest["lease_taken_over_from"] = lease.taken_over
     write_json_atomic(manifest, storage.manifest(run_date))
 
     dask = params.task_runner == "dask"

@@ -65,6 +65,10 @@ class SignalsParams(BaseModel):
     price_symbol: str | None = Field(None, description="Symbol the prices belong to (default: the first symbol)")
     data_root: str = Field("data", description="Root folder of all outputs")
     force: bool = Field(False, description="Recompute every stage even when outputs exist")
+    on_busy: Literal["wait", "fail"] = Field(
+        "wait", description="When another run is processing this session and data root: wait for it, or fail at once"
+    )
+    busy_wait_s: int = Field(3600, ge=0, description="Longest wait for another run of the session (on_busy=wait)")
     synthetic_posts: int = Field(2500, ge=1, description="Posts per session for source=synthetic")
     seed: int = Field(2026, description="Seed of the synthetic generator")
 

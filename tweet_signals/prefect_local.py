@@ -10,6 +10,10 @@ server is used and the runs show up in its UI.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +40,8 @@ def prefect_api() -> Iterator[str]:
     Path(PREFECT_HOME.value()).expanduser().mkdir(parents=True, exist_ok=True)
     server = SubprocessASGIServer()
     server.start()
+    if server.server_process is not None:
+        _guard_server(server.server_process.pid)
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by spawned workers
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
@@ -53,3 +59,43 @@ def _send_queued_logs() -> None:
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=10)
+
+
+def _guard_server(server_pid: int) -> None:
+    """Start the guard that stops the server ``server_pid`` when this process dies."""
+    subprocess.Popen(
+        [sys.executable, "-m", "tweet_signals.prefect_local", str(os.getpid()), str(server_pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to the command's process group does not reach it
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def guard(parent: int, server: int, poll_s: float = 0.5, grace_s: float = 5.0) -> None:
+    """Wait while ``parent`` lives (this process is re-parented when it dies); then stop
+    ``server``: SIGTERM, and SIGKILL after ``grace_s``. Returns at once if the server is gone."""
+    while os.getppid() == parent and _alive(server):
+        time.sleep(poll_s)
+    if not _alive(server):
+        return
+    os.kill(server, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _alive(server):
+        time.sleep(0.1)
+    if _alive(server):
+        os.kill(server, signal.SIGKILL)
+
+
+if __name__ == "__main__":  # the guard process
+    guard(int(sys.argv[1]), int(sys.argv[2]))

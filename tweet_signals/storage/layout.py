@@ -53,6 +53,10 @@ class Storage:
     def manifest(self, day: date) -> AnyPath:
         return self._part("runs", day) / "manifest.json"
 
+    def lease(self, day: date) -> AnyPath:
+        """Held by the one run writing this session (see ``storage.lease``)."""
+        return self._part("runs", day) / "lease.json"
+
     def partitions(self, stage: str, filename: str, until: date | None = None) -> list[tuple[date, AnyPath]]:
         """``(session, path)`` of every stored ``stage/date=D/filename`` (up to ``until``), by date."""
         found = []
