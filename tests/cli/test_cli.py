@@ -133,3 +133,105 @@ def test_interrupted_run_resumes_without_recomputing_finished_chunks(tmp_path: P
     assert done.returncode == 0, done.stderr[-2000:]
     analyze = json.loads(done.stdout)["runs"][0]["analyze"]
     assert analyze["reused"] == finished and analyze["computed"] == analyze["chunks"] - finished
+
+
+def _run_args(root: Path, *extra: str) -> list[str]:
+    return [
+        *CLI,
+        "run",
+        "--date",
+        "2026-01-07",
+        "--source",
+        "synthetic",
+        "--synthetic-posts",
+        "1200",
+        "--model",
+        "embedded",
+        "--engine",
+        "torch-fp32",
+        "--workers",
+        "1",
+        "--chunk-size",
+        "200",
+        "--data-root",
+        str(root),
+        "--json",
+        *extra,
+    ]
+
+
+def _wait_for(predicate: object, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_runs_of_one_session_one_computes_the_other_waits_or_refuses(tmp_path: Path, prefect_server: str) -> None:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    root = tmp_path / "shared-root"
+    lease = root / "runs" / "date=2026-01-07" / "lease.json"
+    first = subprocess.Popen(_run_args(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: lease.exists() or first.poll() is not None, 120, "the first run's lease")
+    holder = json.loads(lease.read_text())
+    second = subprocess.Popen(_run_args(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    refused = subprocess.run(_run_args(root, "--on-busy", "fail"), env=env, capture_output=True, text=True, timeout=300)
+    out1, err1 = first.communicate(timeout=600)
+    out2, err2 = second.communicate(timeout=600)
+    assert first.returncode == 0, err1[-2000:]
+    assert second.returncode == 0, err2[-2000:]
+    # The refused run names the holder and does nothing.
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert holder["run_id"] in refused.stderr and f"pid {holder['pid']}" in refused.stderr
+    a, b = json.loads(out1)["runs"][0], json.loads(out2)["runs"][0]
+    assert a["analyze"]["computed"] == a["analyze"]["chunks"] > 1
+    assert b["analyze"]["computed"] == 0 and b["analyze"]["reused"] == a["analyze"]["chunks"]
+    assert b["lease_wait_s"] > 0 and b["collect"]["status"] == "reused"
+    # What the two wrote together is what one run alone writes.
+    alone = subprocess.run(_run_args(tmp_path / "alone"), env=env, capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    signals = [
+        pl.read_parquet(r / "signals" / "date=2026-01-07" / "signals.parquet") for r in (root, tmp_path / "alone")
+    ]
+    assert signals[0].equals(signals[1])
+    assert not lease.exists()
+
+
+def test_a_killed_cli_leaves_no_server_and_the_next_run_reports_it(tmp_path: Path) -> None:
+    import signal
+
+    import psutil
+
+    root = tmp_path / "root"
+    manifest = root / "runs" / "date=2026-01-07" / "manifest.json"
+    proc = subprocess.Popen(
+        _run_args(root), env=newcomer_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+    def server_pids() -> list[int]:
+        return [
+            p.pid
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "uvicorn" in " ".join(p.cmdline()) and "prefect.server" in " ".join(p.cmdline())
+        ]
+
+    _wait_for(lambda: manifest.exists() and json.loads(manifest.read_text())["status"] == "running", 180, "the run")
+    servers = server_pids()
+    assert len(servers) == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _wait_for(
+        lambda: not psutil.pid_exists(servers[0]) or psutil.Process(servers[0]).status() == "zombie",
+        20,
+        "the orphaned Prefect server to stop",
+    )
+
+    again = subprocess.run(_run_args(root), env=newcomer_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    run = json.loads(again.stdout)["runs"][0]
+    assert run["status"] == "complete" and run["previous_run"]["status"] == "killed"
+    assert run["previous_run"]["pid"] == proc.pid and "was killed" in again.stderr

@@ -158,6 +158,21 @@ def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str],
             keys = {a["key"] for a in client.post("/artifacts/filter", json={}).json()}
             assert {"signals-summary-2026-01-07", "signals-table-2026-01-07", "analyze-progress-2026-01-07"} <= keys
 
+            # Two runs of one session at once (a click on "Run" while the scheduled run goes): one
+            # computes, the other waits for its lease and then reuses everything.
+            both = [
+                client.post(
+                    f"/deployments/{daily['id']}/create_flow_run",
+                    json={"parameters": {"params": {**params, "run_date": "2026-01-09"}}},
+                ).json()
+                for _ in range(2)
+            ]
+            for twin in both:
+                assert _wait(client, twin["id"])["state"]["type"] == "COMPLETED"
+            last = json.loads((out / "runs" / "date=2026-01-09" / "manifest.json").read_text())
+            assert last["analyze"]["computed"] == 0 and last["analyze"]["reused"] == last["analyze"]["chunks"] > 1
+            assert last["lease_wait_s"] > 0 and not (out / "runs" / "date=2026-01-09" / "lease.json").exists()
+
             run = client.post(
                 f"/deployments/{backfill['id']}/create_flow_run",
                 json={"parameters": {"start": "2026-01-06", "end": "2026-01-08", "params": params}},
