@@ -5,27 +5,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
-    create_progress_artifact,
     create_table_artifact,
-    update_progress_artifact,
 )
-from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
+from flows.chunks import ChunkPool, run_chunks
 from flows.parameters import effective_params
-from tasks.analyze import analyze_chunk_task, start_worker_task
+from tasks.analyze import start_worker_task
 from tasks.collect import collect
 from tasks.dedupe import dedupe
 from tasks.evaluate import evaluate_task
@@ -37,7 +36,6 @@ from tweet_signals.market.sessions import calendar, is_session
 from tweet_signals.model.loader import AnalyzerConfig, check_model_available, model_revision
 from tweet_signals.params import SignalsParams, resolve_workers
 from tweet_signals.stages.analyze import (
-    ChunkDescriptor,
     ScoringConfig,
     choose_engine,
     chunk_key,
@@ -102,40 +100,6 @@ def start_workers(runner: Any, workers: int, analyzer: AnalyzerConfig, rendezvou
         )
         for index in range(workers)
     ]
-
-
-def run_chunks(descs: list[ChunkDescriptor], runner: Any, retries: int) -> tuple[list[dict[str, Any]], dict[int, str]]:
-    """Map the chunks; wait for all of them; return the results and the failures by chunk id.
-
-    Progress (chunks done / total, tweets/s) goes to a progress artifact, the run log and the
-    ``tweet_signals.progress`` logger that the CLI prints.
-    """
-    logger = get_run_logger()
-    chunk_task = analyze_chunk_task.with_options(retries=retries)
-    results: list[dict[str, Any]] = []
-    failures: dict[int, str] = {}
-    if not descs:
-        return results, failures
-    artifact = create_progress_artifact(0.0, key=f"analyze-progress-{descs[0].run_date}", description="analyze chunks")
-    assert isinstance(artifact, UUID)  # the sync API in a sync flow
-    started, computed_rows = time.perf_counter(), 0
-    futures = {runner.submit(chunk_task, parameters={"desc": d}): d for d in descs}
-    for done, future in enumerate(as_completed(list(futures)), 1):
-        desc = futures[future]
-        try:
-            result = future.result().as_dict()
-        except Exception as exc:  # the chunk failed after its retries; the others go on
-            failures[desc.chunk] = f"{type(exc).__name__}: {exc}"
-            logger.error("chunk %d failed: %s", desc.chunk, failures[desc.chunk])
-        else:
-            results.append(result)
-            computed_rows += int(result["rows"]) if result["status"] == "computed" else 0
-        rate = computed_rows / max(time.perf_counter() - started, 1e-9)
-        message = f"{desc.run_date}: analyze {done}/{len(descs)} chunks, {rate:.0f} tweets/s"
-        update_progress_artifact(artifact, 100.0 * done / len(descs), description=message)
-        logger.info(message)
-        PROGRESS.info(message)
-    return sorted(results, key=lambda r: r["chunk"]), failures
 
 
 @flow(name="daily-signals", flow_run_name=run_name)
@@ -221,16 +185,28 @@ def _process_session(
             threads=max(1, (os.cpu_count() or 1) // workers),
         )
     )
-    with contextlib.ExitStack() as pool:
-        runner = pool.enter_context(chunk_runner(params, workers))
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ChunkPool(lambda: chunk_runner(params, workers)))
         started: list[Any] = []
         # Only pool processes are started early: in-process (one worker) the model is loaded once
         # and kept across runs anyway. A day that finished before has little or nothing to
         # analyze: don't load models for it.
         if not dask and workers > 1 and previous.get("status") != "complete":
-            rendezvous = pool.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-"))
-            started = start_workers(runner, workers, analyzer, rendezvous)
-        return _run_stages(params, run_date, storage, manifest, timings, workers, analyzer, runner, started)
+            rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-"))
+            started = start_workers(pool.runner, workers, analyzer, rendezvous)
+        # Workers say which chunk they hold, so a dead one can be named (pool workers only: Dask
+        # reschedules a lost worker's tasks itself, and its workers may not see this disk).
+        claims = "" if dask else _claims_dir(stack, storage, run_date)
+        return _run_stages(params, run_date, storage, manifest, timings, workers, analyzer, pool, started, claims)
+
+
+def _claims_dir(stack: contextlib.ExitStack, storage: Storage, run_date: date) -> str:
+    """``runs/date=D/claims`` on a local root (an operator sees who holds what), else a local
+    temporary folder; emptied when the run ends."""
+    local = storage.claims(run_date)
+    folder = local if isinstance(local, Path) else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    stack.callback(shutil.rmtree, folder, True)
+    return str(folder)
 
 
 def _run_stages(
@@ -241,8 +217,9 @@ def _run_stages(
     timings: dict[str, float],
     workers: int,
     analyzer: AnalyzerConfig,
-    runner: Any,
+    pool: ChunkPool,
     started: list[Any],
+    claims: str,
 ) -> dict[str, Any] | State:
     t0 = time.perf_counter()
     collected = collect(params, run_date)
@@ -268,9 +245,11 @@ def _run_stages(
         config_key=config_key,
         analyzer=analyzer,
         scoring=scoring,
+        claim_dir=claims,
     )
     t0 = time.perf_counter()
-    results, failures = run_chunks(descs, runner, params.chunk_retries)
+    chunk_run = run_chunks(descs, pool, params.chunk_retries)
+    results, failures = chunk_run.results, chunk_run.failures
     timings["analyze"] = time.perf_counter() - t0
     computed = [r for r in results if r["status"] == "computed"]
     analyze_summary = {
@@ -284,7 +263,11 @@ def _run_stages(
         "rows": sum(int(r["rows"]) for r in results),
         # Processes started (model loaded) while collect, dedupe and TF-IDF ran; none for Dask
         # or for a day that had completed before.
-        "worker_pids": sorted({f.result() for f in started}),
+        "worker_pids": _started_pids(started),
+        # Workers that died (pid, signal or exit code, the chunk they held); their unfinished
+        # chunks went to a rebuilt pool.
+        "worker_deaths": chunk_run.deaths_as_dicts(),
+        "pool_rebuilds": pool.rebuilds,
         "tweets_per_s": round(sum(int(r["rows"]) for r in computed) / timings["analyze"], 1) if computed else None,
     }
     manifest.update(
@@ -300,7 +283,10 @@ def _run_stages(
         manifest["status"] = "failed"
         write_json_atomic(manifest, storage.manifest(run_date))
         publish_artifacts(manifest, None)
-        return Failed(message=f"analyze failed for chunk(s) {sorted(failures)} of {run_date}; rerun to retry them")
+        named = "; ".join(f"chunk {c}: {e}" for c, e in sorted(failures.items()))
+        return Failed(
+            message=f"analyze failed for chunk(s) {sorted(failures)} of {run_date} ({named}); rerun to retry them"
+        )
 
     t0 = time.perf_counter()
     signals = build_signals(params, run_date, str(clean_path), [d.output_path for d in descs], config_key)
@@ -325,6 +311,17 @@ def _run_stages(
     write_json_atomic(manifest, storage.manifest(run_date))
     publish_artifacts(manifest, chart)
     return manifest
+
+
+def _started_pids(started: list[Any]) -> list[int]:
+    """Pids of the workers started early (a pool rebuilt since may have lost some)."""
+    pids = set()
+    for future in started:
+        try:
+            pids.add(int(future.result()))
+        except Exception:  # its pool broke: the worker is gone
+            continue
+    return sorted(pids)
 
 
 def evaluate_history(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any]:

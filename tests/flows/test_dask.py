@@ -89,6 +89,14 @@ def dask_cluster(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) 
             proc.wait(timeout=30)
 
 
+@pytest.fixture
+def dask_worker_pids(dask_cluster: str) -> list[int]:
+    from distributed import Client
+
+    with Client(dask_cluster, timeout=60) as client:
+        return sorted(client.run(os.getpid).values())
+
+
 def _analyzed(root: Path, key: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(p) for p in sorted(Storage(root).analyzed_dir(DAY, key).glob("chunk-*"))])
 
@@ -122,3 +130,37 @@ def test_dask_cluster_run_equals_process_pool_run(dask_cluster: str, tmp_path: P
     for chunk in dask["chunks"]:
         by_pid.setdefault(chunk["pid"], []).append(chunk["model_loads_in_process"])
     assert len(by_pid) == 2 and all(set(loads) == {1} for loads in by_pid.values())
+
+
+def test_a_lost_dask_worker_s_chunks_are_rescheduled(
+    dask_cluster: str, dask_worker_pids: list[int], tmp_path: Path, tiny_roberta: Path
+) -> None:
+    import signal
+    import threading
+
+    params = SignalsParams(
+        run_date=DAY,
+        source="synthetic",
+        synthetic_posts=3000,
+        model=str(tiny_roberta),
+        engine="torch-fp32",
+        chunk_size=100,
+        task_runner="dask",
+        dask_address=dask_cluster,
+        data_root=str(tmp_path),
+    )
+    states: list[object] = []
+    runner = threading.Thread(target=lambda: states.append(daily_signals(params, return_state=True)))
+    runner.start()
+    chunks = tmp_path / "analyzed" / f"date={DAY}"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(chunks.glob("*/chunk-*.parquet"))) < 3:
+        time.sleep(0.1)
+    os.kill(dask_worker_pids[0], signal.SIGKILL)  # its nanny starts a fresh one; the scheduler reschedules
+    runner.join(timeout=600)
+    (state,) = states
+    assert state.is_completed(), state.message  # type: ignore[attr-defined]
+    manifest = read_json(Storage(tmp_path).manifest(DAY))
+    assert manifest is not None and manifest["analyze"]["failed"] == []
+    clean = pl.read_parquet(Storage(tmp_path).clean(DAY))
+    assert _analyzed(tmp_path, manifest["analyze"]["config_key"])["id"].to_list() == clean["id"].to_list()

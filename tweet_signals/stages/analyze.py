@@ -9,11 +9,13 @@ exists for the same configuration and rows is reused.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -22,7 +24,7 @@ from tweet_signals.model import loader
 from tweet_signals.model.base import LABELS, BatchedTextClassifier
 from tweet_signals.stages.text_features import engagement_weights, keyword_boosts
 from tweet_signals.stages.tfidf import TfidfModel, load_tfidf
-from tweet_signals.storage import current_parquet, location, write_parquet_atomic
+from tweet_signals.storage import current_parquet, location, write_json_atomic, write_parquet_atomic
 
 ANALYZED_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
@@ -167,6 +169,20 @@ class ChunkDescriptor:
     config_key: str
     analyzer: loader.AnalyzerConfig
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    # A local folder where the worker that takes the chunk says so (pid, memory so far), before
+    # it computes: if the worker dies, the coordinator knows which chunk it held. "": no claims.
+    claim_dir: str = ""
+
+
+def claim_path(claim_dir: str, chunk: int) -> Path:
+    return Path(claim_dir) / f"chunk-{chunk:04d}.json"
+
+
+def read_claim(claim_dir: str, chunk: int) -> dict[str, object] | None:
+    try:
+        return json.loads(claim_path(claim_dir, chunk).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -203,6 +219,9 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
             desc.output_path,
             peak_rss_mb(),
         )
+    if desc.claim_dir:
+        claim = {"chunk": desc.chunk, "pid": os.getpid(), "peak_rss_mb": peak_rss_mb(), "rows": desc.stop - desc.start}
+        write_json_atomic(claim, claim_path(desc.claim_dir, desc.chunk))
     phases: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -293,6 +312,7 @@ def plan_chunks(
     config_key: str,
     analyzer: loader.AnalyzerConfig,
     scoring: ScoringConfig,
+    claim_dir: str = "",
 ) -> list[ChunkDescriptor]:
     """The chunks of ``n_rows`` clean posts, ``chunk_size`` each; chunk i writes ``output_path(i)``."""
     return [
@@ -308,6 +328,7 @@ def plan_chunks(
             config_key=config_key,
             analyzer=analyzer,
             scoring=scoring,
+            claim_dir=claim_dir,
         )
         for i, (start, stop) in enumerate(row_ranges(n_rows, chunk_size))
     ]

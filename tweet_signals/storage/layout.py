@@ -53,6 +53,10 @@ class Storage:
     def manifest(self, day: date) -> AnyPath:
         return self._part("runs", day) / "manifest.json"
 
+    def claims(self, day: date) -> AnyPath:
+        """Which worker holds which analyze chunk, while a run goes on (local roots)."""
+        return self._part("runs", day) / "claims"
+
     def lease(self, day: date) -> AnyPath:
         """Held by the one run writing this session (see ``storage.lease``)."""
         return self._part("runs", day) / "lease.json"
