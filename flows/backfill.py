@@ -6,12 +6,14 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed, State
 
 from flows.daily_signals import daily_signals
 from flows.parameters import effective_params
 from tweet_signals.market.sessions import sessions_between
 from tweet_signals.params import SignalsParams
+from tweet_signals.stages.summary import backfill_markdown, root_tag
 from tweet_signals.storage import Storage, incomplete_reasons, read_json
 
 
@@ -24,7 +26,7 @@ def backfill_signals(start: date, end: date, params: SignalsParams = SignalsPara
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     storage = Storage.at(params.data_root)
-    done, skipped, failed = [], [], {}
+    done, skipped, failed, repaired = [], [], {}, {}
     runs: dict[str, Any] = {}
     for session in sessions_between(start, end, params.exchange):
         manifest = read_json(storage.manifest(session))
@@ -34,6 +36,7 @@ def backfill_signals(start: date, end: date, params: SignalsParams = SignalsPara
             continue
         if manifest and manifest.get("status") == "complete" and reasons:
             # Said complete, but an output is gone or changed: the run recomputes just that.
+            repaired[str(session)] = "; ".join(reason.rsplit("/", 1)[-1] for reason in reasons)
             logger.warning("session %s was complete but %s: recomputing what is missing", session, "; ".join(reasons))
         state = daily_signals(params.model_copy(update={"run_date": session}), return_state=True)
         if state.is_completed():
@@ -42,7 +45,12 @@ def backfill_signals(start: date, end: date, params: SignalsParams = SignalsPara
         else:
             failed[str(session)] = state.message or state.name
             logger.error("session %s failed: %s", session, failed[str(session)])
-    report = {"completed": done, "skipped": skipped, "failed": failed, "runs": runs}
+    report = {"completed": done, "skipped": skipped, "repaired": repaired, "failed": failed, "runs": runs}
+    create_markdown_artifact(
+        backfill_markdown(str(start), str(end), report, params.data_root),
+        key=f"backfill-{start}-{end}-{root_tag(params.data_root)}",
+        description=f"backfill {start} … {end} under {params.data_root}",
+    )
     if failed:
         return Failed(message=f"backfill failed for {sorted(failed)}", data=report)
     return report

@@ -148,7 +148,7 @@ class ChunkRun:
         return [asdict(d) for d in self.deaths]
 
 
-def run_chunks(descs: list[ChunkDescriptor], pool: ChunkPool, retries: int) -> ChunkRun:
+def run_chunks(descs: list[ChunkDescriptor], pool: ChunkPool, retries: int, artifact_key: str) -> ChunkRun:
     """Map the chunks; wait for all of them; recover from dead workers (see the module doc).
 
     Progress (chunks done / total, tweets/s) goes to a progress artifact, the run log and the
@@ -159,7 +159,7 @@ def run_chunks(descs: list[ChunkDescriptor], pool: ChunkPool, retries: int) -> C
     run = ChunkRun([], {}, [])
     if not descs:
         return run
-    artifact = create_progress_artifact(0.0, key=f"analyze-progress-{descs[0].run_date}", description="analyze chunks")
+    artifact = create_progress_artifact(0.0, key=artifact_key, description="analyze chunks")
     assert isinstance(artifact, UUID)  # the sync API in a sync flow
     started, computed_rows, done = time.perf_counter(), 0, 0
     deaths_per_chunk: Counter[int] = Counter()

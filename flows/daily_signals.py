@@ -42,7 +42,7 @@ from tweet_signals.stages.analyze import (
     peak_rss_mb,
     plan_chunks,
 )
-from tweet_signals.stages.summary import summary_markdown, write_chart
+from tweet_signals.stages.summary import root_tag, signals_rows, summary_markdown, write_chart
 from tweet_signals.storage import (
     AnyPath,
     Storage,
@@ -248,7 +248,8 @@ def _run_stages(
         claim_dir=claims,
     )
     t0 = time.perf_counter()
-    chunk_run = run_chunks(descs, pool, params.chunk_retries)
+    progress_key = f"analyze-progress-{run_date}-{root_tag(params.data_root)}"
+    chunk_run = run_chunks(descs, pool, params.chunk_retries, progress_key)
     results, failures = chunk_run.results, chunk_run.failures
     timings["analyze"] = time.perf_counter() - t0
     computed = [r for r in results if r["status"] == "computed"]
@@ -338,11 +339,20 @@ def evaluate_history(params: SignalsParams, run_date: date, storage: Storage) ->
 
 
 def publish_artifacts(manifest: dict[str, Any], chart: AnyPath | None) -> None:
-    """The run summary and the signals table, as Prefect artifacts keyed by date."""
+    """The run summary (verdicts, chart, stages) and the signals table, as Prefect artifacts; keys
+    name the session and the data root, so runs against another root never replace these."""
     import polars as pl
 
-    day = manifest["run_date"]
-    create_markdown_artifact(summary_markdown(manifest, chart), key=f"signals-summary-{day}", description="run summary")
-    if manifest.get("signals"):
-        table = pl.read_parquet(manifest["signals"]["path"]).with_columns(pl.col("session").cast(pl.String))
-        create_table_artifact(table.to_dicts(), key=f"signals-table-{day}", description=f"signals for {day}")
+    day, root = manifest["run_date"], manifest["params"]["data_root"]
+    tag = root_tag(root)
+    signals = pl.read_parquet(manifest["signals"]["path"]) if manifest.get("signals") else None
+    chart_png = chart.read_bytes() if chart is not None else None
+    create_markdown_artifact(
+        summary_markdown(manifest, signals, chart_png, root),
+        key=f"signals-summary-{day}-{tag}",
+        description=f"run summary of {day} under {root}",
+    )
+    if signals is not None:
+        create_table_artifact(
+            signals_rows(signals), key=f"signals-table-{day}-{tag}", description=f"signals for {day} under {root}"
+        )

@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO
 
 from deployments.serve import build_deployments, declared_deployments
+from tweet_signals.stages.summary import root_tag
 
 pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses
 
@@ -155,8 +156,19 @@ def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str],
                 ["NIFTY", "SENSEX", "BANKNIFTY"],
             )
             assert (ran["synthetic_posts"], ran["data_root"]) == (300, str(out))
-            keys = {a["key"] for a in client.post("/artifacts/filter", json={}).json()}
-            assert {"signals-summary-2026-01-07", "signals-table-2026-01-07", "analyze-progress-2026-01-07"} <= keys
+            tag = root_tag(str(out))
+            artifacts = {a["key"]: a for a in client.post("/artifacts/filter", json={}).json()}
+            keys = {f"{kind}-2026-01-07-{tag}" for kind in ("signals-summary", "signals-table", "analyze-progress")}
+            assert keys <= set(artifacts)
+            # The summary leads with the verdicts and shows the chart inline; the table leads with
+            # symbol and signal, numbers rounded.
+            summary = artifacts[f"signals-summary-2026-01-07-{tag}"]
+            assert str(out) in summary["description"]
+            body = summary["data"]
+            assert body.index("| symbol | signal |") < body.index("data:image/png;base64,") < body.index("**collect**")
+            table = json.loads(artifacts[f"signals-table-2026-01-07-{tag}"]["data"])
+            assert list(table[0])[:2] == ["symbol", "signal"]
+            assert all(len(str(v).split(".")[-1]) <= 3 for row in table for v in row.values() if isinstance(v, float))
 
             # Two runs of one session at once (a click on "Run" while the scheduled run goes): one
             # computes, the other waits for its lease and then reuses everything.
@@ -184,6 +196,11 @@ def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str],
             children = client.post(
                 "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}}
             ).json()
+            backfill_summary = next(
+                a for a in client.post("/artifacts/filter", json={}).json() if a["key"].startswith("backfill-")
+            )
+            assert "| 2026-01-07 | skipped: already complete |" in backfill_summary["data"]
+            assert "| 2026-01-06 | computed |" in backfill_summary["data"]
             # 01-07 was complete already: only 01-06 and 01-08 ran, as subflows.
             assert sorted(c["name"] for c in children if c["name"].startswith("signals-")) == [
                 "signals-2026-01-06",

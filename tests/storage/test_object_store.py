@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -93,3 +94,21 @@ def test_flow_on_an_s3_data_root_matches_the_local_run_and_reruns_nothing(
     assert again.is_completed()
     rerun = read_json(remote.manifest(day))
     assert rerun is not None and rerun["analyze"]["computed"] == 0 and rerun["dedupe"]["status"] == "reused"
+
+
+def test_session_lease_on_an_object_store_is_exclusive(s3_env: str) -> None:
+    from tweet_signals.storage.lease import Holder, SessionBusyError, SessionLease
+
+    path = Storage.at(s3_env).lease(date(2026, 1, 7))
+    first = SessionLease(path, Holder.this_process("run-a"))
+    first.acquire(wait_s=0)
+    # The conditional put refuses a second creator even when it does not look first.
+    assert first._write({"run_id": "run-b"}, create=True) is False
+    with pytest.raises(SessionBusyError, match="run-a"):
+        SessionLease(path, Holder.this_process("run-b")).acquire(wait_s=0)
+    first.release()
+    second = SessionLease(path, Holder.this_process("run-b"))
+    second.acquire(wait_s=0)
+    assert json.loads(path.read_text())["run_id"] == "run-b"
+    second.release()
+    assert not path.exists()
