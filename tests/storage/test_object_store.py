@@ -65,7 +65,9 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(name, value)
     import fsspec
 
-    fsspec.filesystem("s3", skip_instance_cache=True).mkdir("desk-bucket")
+    s3 = fsspec.filesystem("s3", skip_instance_cache=True)
+    if not s3.exists("desk-bucket"):  # the server lives for the module; its bucket too
+        s3.mkdir("desk-bucket")
     return "s3://desk-bucket/signals"
 
 
