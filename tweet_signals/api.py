@@ -153,15 +153,41 @@ def signals_from_posts(
     return pl.concat(parts).sort("session", "symbol") if parts else pl.DataFrame()
 
 
-def signals_from_file(path: Path, columns: str | None, symbol: str, model: str, exchange: str) -> pl.DataFrame:
-    """Read, dedupe and analyze a whole posts file; signals per session for ``symbol``."""
+def signals_from_file(
+    path: Path,
+    columns: str | None,
+    symbol: str,
+    model: str,
+    exchange: str,
+    naive_tz: str | None = None,
+    date_only: str = "quarantine",
+    workers: int = 1,
+) -> pl.DataFrame:
+    """Read, dedupe and analyze a whole posts file; signals per session for ``symbol``.
+
+    ``naive_tz``: the zone of timestamps without one. ``date_only="next-session"``: a post with a
+    date and no time counts for the session after that date (it cannot look ahead of any close);
+    by default such posts are quarantined. A file with no usable post raises ``ValueError``
+    saying why its records were refused."""
+    from tweet_signals.market.sessions import calendar
     from tweet_signals.market.symbols import alias_map
     from tweet_signals.sources.files import parse_column_map, read_posts
     from tweet_signals.stages.dedupe import dedupe_posts
 
-    read = read_posts(path, parse_column_map(columns))
+    if date_only not in ("quarantine", "next-session"):
+        raise ValueError(f"--date-only {date_only!r}: use quarantine or next-session")
+    date_only_tz = str(calendar(exchange).tz) if date_only == "next-session" else None
+    read = read_posts(path, parse_column_map(columns), naive_tz=naive_tz, date_only_tz=date_only_tz)
     if read.posts.is_empty():
-        raise ValueError(f"no usable posts in {path} ({read.quarantine.height} quarantined)")
+        reasons = read.quarantine["reason"].value_counts(sort=True).iter_rows() if read.quarantine.height else []
+        why = ", ".join(f"{reason} {count}" for reason, count in reasons) or "the file holds no records"
+        hints = {
+            "naive_timestamp": "give --naive-tz ZONE for timestamps without a zone",
+            "date_only": "give --date-only next-session for dates without a time",
+        }
+        advice = "; ".join(hint for reason, hint in hints.items() if reason in why)
+        message = f"no usable posts in {path}: {read.quarantine.height} quarantined ({why})"
+        raise ValueError(message + (f"; {advice}" if advice else ""))
     clean, _ = dedupe_posts(read.posts, alias_map([symbol]))
-    analyzed = analyze_posts(clean, model=model, workers=1)
+    analyzed = analyze_posts(clean, model=model, workers=workers)
     return signals_from_posts(analyzed, [symbol], exchange=exchange)

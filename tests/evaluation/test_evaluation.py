@@ -168,3 +168,135 @@ def test_evaluate_one_indian_session_says_not_enough_data(tmp_path: Path, tiny_r
     )
     assert not result["enough_data"] and "Not enough data" in result["verdict"]
     assert Path(result["report"]).exists()
+
+
+def _rising_prices(n: int = 120, seed: int = 5) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.002, 0.01, n)  # drifts up: most sessions are up sessions
+    sessions = [date(2024, 1, 1) + timedelta(days=i) for i in range(n)]
+    return pl.DataFrame({"session": sessions, "close": 100 * np.cumprod(1 + returns)})
+
+
+def test_an_always_bullish_signal_hits_only_its_base_rate() -> None:
+    prices = _rising_prices()
+    always = pl.DataFrame({"session": prices["session"], "weighted_score": np.full(prices.height, 0.3)})
+    result = evaluate_signal(align_next_return(always, prices, keep_gaps=True))
+    ups = align_next_return(always, prices)["next_return"].to_numpy()
+    assert result.hit_rate == pytest.approx((ups > 0).mean())
+    assert result.hit_rate_base == pytest.approx(result.hit_rate) == pytest.approx(result.hit_rate_always_long)
+    assert result.hit_rate_p_value is not None and result.hit_rate_p_value > 0.05
+    assert "No evidence" in result.verdict and "by chance" in result.verdict
+
+
+def test_buy_and_hold_is_the_price_ratio_over_every_session_of_the_window() -> None:
+    prices = _rising_prices()
+    rng = np.random.default_rng(9)
+    values = rng.normal(0, 1, prices.height)
+    signal = pl.DataFrame(
+        {"session": prices["session"], "weighted_score": values, "n_posts": np.full(prices.height, 9)}
+    )
+    gappy = signal.filter(pl.int_range(pl.len()) % 3 != 1)  # a third of the sessions have no posts
+    aligned = align_next_return(gappy, prices, keep_gaps=True)
+    result = evaluate_signal(aligned)
+    sessions = prices["session"].to_list()
+    first, last = sessions.index(gappy["session"].min()), sessions.index(aligned["session"].max())
+    # From the first session's close to the close after the last session: every session held.
+    expected = prices["close"][last + 1] / prices["close"][first] - 1
+    assert result.strategy["buy_and_hold_return"] == pytest.approx(expected)
+    assert result.calendar_sessions == last - first + 1
+    assert (
+        result.n == gappy.height - 1 and "previous 20 signals" in result.strategy["rule"]
+    )  # the last has no next close
+
+
+def test_the_strategy_trades_a_centred_signal_without_look_ahead() -> None:
+    from tweet_signals.evaluation.statistics import centred
+
+    values = np.array([0.5, 0.6, 0.4, 0.5, np.nan, 0.9, 0.3, 0.5])
+    z = centred(values, window=4, min_samples=3)
+    assert np.isnan(z[:3]).all() and np.isnan(z[4])
+    past = values[[0, 1, 2, 3]]
+    assert z[5] == pytest.approx((0.9 - past.mean()) / past.std(ddof=1))
+    changed = values.copy()
+    changed[7] = 5.0  # a later value never moves an earlier z-score
+    assert np.allclose(centred(changed, 4, 3)[:7], z[:7], equal_nan=True)
+    # A signal that is always positive is not always long once centred.
+    prices = _rising_prices()
+    level = pl.DataFrame(
+        {"session": prices["session"], "weighted_score": 0.3 + np.random.default_rng(1).normal(0, 0.05, prices.height)}
+    )
+    result = evaluate_signal(align_next_return(level, prices, keep_gaps=True))
+    assert 0.2 < result.strategy["exposure"] < 0.8
+
+
+def test_lead_lag_moves_along_the_calendar_not_the_rows() -> None:
+    from scipy import stats
+
+    prices = _rising_prices(80)
+    rng = np.random.default_rng(3)
+    signal = pl.DataFrame({"session": prices["session"], "weighted_score": rng.normal(0, 1, prices.height)})
+    gappy = signal.filter(~pl.col("session").is_in([prices["session"][10], prices["session"][40]]))
+    aligned = align_next_return(gappy, prices, keep_gaps=True)
+    result = evaluate_signal(aligned)
+    lag = {r["lag"]: r for r in result.lead_lag}[-1]
+    # By hand on the calendar: signal of session t against the return that ended at t−1.
+    x = aligned["signal"].fill_null(np.nan).to_numpy()
+    r = aligned["same_day_return"].fill_null(np.nan).to_numpy()
+    pairs = [(x[t], r[t - 1]) for t in range(1, len(x)) if not (np.isnan(x[t]) or np.isnan(r[t - 1]))]
+    expected = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
+    assert lag["spearman"] == pytest.approx(expected) and lag["n"] == len(pairs)
+
+
+def test_sessions_with_too_few_posts_carry_no_signal_and_unknown_columns_are_named() -> None:
+    prices = _rising_prices(40)
+    signal = pl.DataFrame(
+        {"session": prices["session"], "weighted_score": np.linspace(-1, 1, 40), "n_posts": [2, 8] * 20}
+    )
+    aligned = align_next_return(signal, prices, min_posts=5, keep_gaps=True)
+    assert aligned.drop_nulls("signal").height == 20 - 1  # the last session has no next close
+    with pytest.raises(ValueError, match="no column 'score_zz'"):
+        align_next_return(signal, prices, "score_zz")
+
+
+def test_date_only_posts_count_for_the_session_after_their_date(tmp_path: Path) -> None:
+    import json
+
+    from tweet_signals.market.sessions import session_for
+    from tweet_signals.sources.files import read_posts
+    from tweet_signals.sources.schema import parse_timestamp
+
+    friday = parse_timestamp("2024-01-05", date_only_tz="Asia/Kolkata")
+    assert session_for(friday, "NSE") == date(2024, 1, 8)  # Friday's posts can only inform Monday
+    wednesday = parse_timestamp("2024-01-10", date_only_tz="America/New_York")
+    assert session_for(wednesday, "NYSE") == date(2024, 1, 11)
+    path = tmp_path / "posts.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": str(i), "created_at": "2024-01-05", "text": f"t {i}"}) + "\n" for i in range(3))
+    )
+    refused = read_posts(path, {})
+    assert refused.posts.is_empty() and refused.quarantine["reason"].to_list() == ["date_only"] * 3
+    assert read_posts(path, {}, date_only_tz="Asia/Kolkata").posts.height == 3
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_evaluate_on_undated_times_says_what_to_do_and_exits_2(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from conftest import CLI, newcomer_env
+
+    path = tmp_path / "posts.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": str(i), "created_at": "2024-01-05", "text": f"t {i}"}) + "\n" for i in range(5))
+    )
+    prices = SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv"
+    done = subprocess.run(
+        [*CLI, "evaluate", "--prices", str(prices), "--symbol", "ALL", "--exchange", "NYSE", "--input", str(path)],
+        capture_output=True,
+        text=True,
+        env=newcomer_env(tmp_path),
+        timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    message = " ".join(done.stderr.split())
+    assert "5 quarantined (date_only 5)" in message and "--date-only next-session" in message

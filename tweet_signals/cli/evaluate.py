@@ -26,15 +26,27 @@ def evaluate(
     exchange: str = "NSE",
     price_columns: Annotated[str, typer.Option(help="date=COLUMN,close=COLUMN")] = "date=Date,close=Close",
     out: Annotated[str | None, typer.Option(help="Report folder (default DATA_ROOT/reports/SYMBOL)")] = None,
-    threshold: Annotated[float, typer.Option(help="Long when the signal is above this")] = 0.0,
+    threshold: Annotated[
+        float, typer.Option(help="Long when the signal's z-score against its previous --window sessions is above this")
+    ] = 0.0,
     cost_bps: Annotated[float, typer.Option(help="Cost per position change, basis points")] = 5.0,
-    min_sessions: int = 20,
+    min_sessions: Annotated[int, typer.Option(help="Fewer sessions with a signal: no figures, 'not enough data'")] = 20,
+    window: Annotated[int, typer.Option(help="Sessions of the trailing z-scores (features, strategy)")] = 20,
+    signal_column: Annotated[
+        str, typer.Option(help="Column judged: weighted_score, mean_score, bullishness, score_z, volume_z, ...")
+    ] = "weighted_score",
+    min_posts: Annotated[int, typer.Option(help="Sessions with fewer posts carry no signal (gaps)")] = 5,
+    naive_tz: Annotated[str | None, typer.Option(help="Zone of --input timestamps without one (e.g. UTC)")] = None,
+    date_only: Annotated[
+        str, typer.Option(help="--input posts with a date and no time: quarantine, or next-session (no look-ahead)")
+    ] = "quarantine",
+    workers: Annotated[int, typer.Option(help="Analyzer worker processes for --input")] = 1,
     as_json: JsonOut = False,
     verbose: bool = False,
 ) -> None:
     """Judge a signal against next-session returns (no look-ahead) and write an HTML report."""
     quiet_prefect(verbose)
-    from flows.evaluate import evaluate_signals
+    from flows.evaluate import BAD_INPUT, evaluate_signals
     from tweet_signals.storage import Storage
 
     if input is None and not Storage.at(data_root).partitions("signals", "signals.parquet"):
@@ -53,9 +65,16 @@ def evaluate(
         threshold,
         cost_bps,
         min_sessions,
+        window,
+        None,
+        signal_column,
+        min_posts,
+        naive_tz,
+        date_only,
+        workers,
     )
     if not ok:
-        fail(message, 1)
+        fail(message, 2 if message.startswith(BAD_INPUT) else 1)
     if as_json:
         write_json(result)
         return

@@ -13,6 +13,7 @@ from tweet_signals.evaluation.history import with_empty_sessions
 from tweet_signals.evaluation.report import write_report
 from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
 from tweet_signals.sources.files import parse_column_map
+from tweet_signals.stages.signals import SignalThresholds
 from tweet_signals.storage import AnyPath, location, publish
 
 
@@ -24,10 +25,12 @@ class EvaluationSettings:
     out_dir: str
     price_columns: str = "date=Date,close=Close"
     exchange: str = "NSE"
-    threshold: float = 0.0  # long when the signal is above this
+    threshold: float = 0.0  # long when the centred signal (z-score) is above this
     cost_bps: float = 5.0  # per position change
     min_sessions: int = 20  # fewer: "not enough data", not a number
-    window: int = 20  # sessions of the rolling z-scores
+    window: int = 20  # sessions of the rolling z-scores (features and the strategy's centring)
+    signal_column: str = "weighted_score"  # the column judged
+    min_posts: int = SignalThresholds().min_posts  # sessions with fewer posts carry no signal
 
 
 def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: EvaluationSettings) -> dict[str, Any]:
@@ -54,13 +57,19 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
     out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
     out.mkdir(parents=True, exist_ok=True)
     history.write_parquet(out / "signal_history.parquet")
-    aligned = align_next_return(history, prices)
-    evaluation = evaluate_signal(aligned, threshold, cost_bps, min_sessions)
+    aligned = align_next_return(history, prices, settings.signal_column, settings.min_posts, keep_gaps=True)
+    evaluation = evaluate_signal(
+        aligned, threshold, cost_bps, min_sessions, z_window=window, signal_column=settings.signal_column
+    )
     context = {
         "symbol": symbol,
         "exchange": exchange,
         "prices": Path(prices_path).name,
-        "sessions with a signal": int(history.filter(pl.col("n_posts") > 0).height),
+        "signal column": settings.signal_column,
+        "sessions with posts": int(history.filter(pl.col("n_posts") > 0).height),
+        f"sessions with fewer than {settings.min_posts} posts (left out)": int(
+            history.filter((pl.col("n_posts") > 0) & (pl.col("n_posts") < settings.min_posts)).height
+        ),
         "first session": str(history["session"].min()) if history.height else "-",
         "last session": str(history["session"].max()) if history.height else "-",
         "model": str(history["model_id"].drop_nulls().first()) if history.height else "-",

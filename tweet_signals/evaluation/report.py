@@ -32,7 +32,8 @@ def _charts(aligned: pl.DataFrame, evaluation: Evaluation, symbol: str) -> dict[
     charts: dict[str, bytes] = {}
     fig, ax = plt.subplots(figsize=(9, 3.5))
     sessions = aligned["session"].to_list()
-    ax.bar(sessions, aligned["signal"].to_list(), color="tab:blue", alpha=0.6, label="signal (weighted score)")
+    values = aligned["signal"].fill_null(float("nan")).to_list()
+    ax.bar(sessions, values, color="tab:blue", alpha=0.6, label=f"signal ({evaluation.signal_column})")
     ax.set_ylabel("signal")
     twin = ax.twinx()
     twin.plot(sessions, aligned["close"].to_list(), color="black", linewidth=1.2, label="close")
@@ -58,7 +59,7 @@ def _charts(aligned: pl.DataFrame, evaluation: Evaluation, symbol: str) -> dict[
 
     if evaluation.strategy:
         fig, ax = plt.subplots(figsize=(9, 3.2))
-        ax.plot(sessions, evaluation.strategy["equity"], label="long/flat on the signal")
+        ax.plot(sessions, evaluation.strategy["equity"], label="long/flat on the centred signal")
         ax.plot(sessions, evaluation.strategy["buy_and_hold"], label="buy and hold", color="black", alpha=0.7)
         ax.set_ylabel("growth of 1")
         ax.set_title(f"strategy after {evaluation.strategy['cost_bps']:g} bps per trade")
@@ -83,7 +84,11 @@ def write_report(
     charts = _charts(aligned, evaluation, symbol) if aligned.height else {}
     for name, data in charts.items():
         (directory / name).write_bytes(data)
-    rows: list[tuple[str, Any]] = [("sessions (n)", evaluation.n)]
+    rows: list[tuple[str, Any]] = [
+        ("signal tested", evaluation.signal_column),
+        ("sessions with a signal (n)", evaluation.n),
+        ("sessions in the window (price calendar)", evaluation.calendar_sessions),
+    ]
     for name in ("pearson", "spearman"):
         est = getattr(evaluation, name)
         if est is not None:
@@ -93,17 +98,26 @@ def write_report(
                     f"{est.value:+.4f} ({est.ci_low:+.4f} … {est.ci_high:+.4f}), p = {est.p_value:.4f}",
                 )
             )
-    if evaluation.hit_rate is not None:
+    if evaluation.hit_rate is not None and evaluation.hit_rate_base is not None:
         rows.append(
             (
-                "hit rate (binomial p)",
-                f"{evaluation.hit_rate:.1%} of {evaluation.directional_n} (p = {evaluation.hit_rate_p_value:.4f})",
+                "hit rate vs chance (binomial p)",
+                f"{evaluation.hit_rate:.1%} of {evaluation.directional_n} vs {evaluation.hit_rate_base:.1%} "
+                f"(always long {evaluation.hit_rate_always_long:.1%}; p = {evaluation.hit_rate_p_value:.4f})",
             )
         )
     rows.append(("Granger p (signal → returns, lags 1–3)", evaluation.granger_p_value))
-    for key in ("total_return", "buy_and_hold_return", "sharpe_annualised", "max_drawdown", "trades", "exposure"):
-        if key in evaluation.strategy:
-            rows.append((f"strategy {key.replace('_', ' ')}", evaluation.strategy[key]))
+    st = evaluation.strategy
+    if st:
+        rows += [
+            ("strategy", st["rule"]),
+            ("strategy total return", f"{st['total_return']:+.1%}"),
+            ("buy and hold, every session of the window", f"{st['buy_and_hold_return']:+.1%}"),
+            ("strategy Sharpe (annualised)", f"{st['sharpe_annualised']:.2f}"),
+            ("strategy max drawdown", f"{st['max_drawdown']:.1%}"),
+            ("strategy exposure", f"{st['exposure']:.1%}"),
+            ("strategy trades", st["trades"]),
+        ]
     for key, value in context.items():
         rows.append((key, value))
     table = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)

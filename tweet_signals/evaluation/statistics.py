@@ -1,9 +1,16 @@
 """Judge a signal against prices with no look-ahead.
 
 The only alignment offered pairs the signal of session t (built from posts that count for t,
-i.e. up to t's close) with the return from close t to close t+1. Lead-lag correlations are
-computed separately and labelled by lag, so "returns drive sentiment" shows up at lag ≤ 0
-instead of passing for a prediction.
+i.e. up to t's close) with the return from close t to close t+1. The calendar is the price
+file's sessions between the first and last signal: a session without a usable signal (no posts,
+or fewer than ``min_posts``) is a gap in that calendar, never a reason to shift rows. Lead-lag
+correlations are computed on the calendar and labelled by lag, so "returns drive sentiment"
+shows up at lag ≤ 0 instead of passing for a prediction.
+
+Baselines are the ones a signal must beat: the hit rate is tested against the rate a signal
+with the same share of bullish calls would reach by chance (for an always-bullish signal, the
+share of up sessions), and the long/flat strategy trades a *centred* signal (its z-score against
+the previous ``z_window`` signals) against buy-and-hold over every session of the window.
 
 Formulas (per symbol, sessions in order, sessions without posts kept as rows with 0 posts):
 - ``volume_z``: (n_posts_t − mean) / std over the previous ``window`` sessions (t excluded);
@@ -73,22 +80,38 @@ def rolling_features(signals: pl.DataFrame, window: int = 20) -> pl.DataFrame:
     )
 
 
-def align_next_return(signal: pl.DataFrame, prices: pl.DataFrame, column: str = "weighted_score") -> pl.DataFrame:
+def align_next_return(
+    signal: pl.DataFrame,
+    prices: pl.DataFrame,
+    column: str = "weighted_score",
+    min_posts: int = 0,
+    keep_gaps: bool = False,
+) -> pl.DataFrame:
     """Pair the signal of session t with the return from close t to the next close.
 
-    ``signal``: one symbol's rows with ``session`` and ``column``. Sessions without a close, or
-    without a next close, drop out; nothing after close t enters the row of session t.
+    ``signal``: one symbol's rows with ``session`` and ``column`` (and ``n_posts`` when
+    ``min_posts`` > 0: sessions with fewer posts carry no signal). Nothing after close t enters
+    the row of session t. Without ``keep_gaps``: only sessions with a signal, a close and a next
+    close. With it: every price session from the first to the last signal, ``signal`` null where
+    there is none, so lags and strategies move along the exchange's calendar.
     """
+    if column not in signal.columns:
+        raise ValueError(f"no column {column!r} in the signals; they have {sorted(signal.columns)}")
     returns = prices.sort("session").with_columns(
         (pl.col("close").shift(-1) / pl.col("close") - 1).alias("next_return"),
         (pl.col("close") / pl.col("close").shift(1) - 1).alias("same_day_return"),
     )
-    return (
-        signal.select("session", pl.col(column).alias("signal"))
-        .join(returns, on="session", how="inner")
-        .drop_nulls(["signal", "next_return"])
-        .sort("session")
-    )
+    value = pl.col(column).cast(pl.Float64)
+    if min_posts > 0:
+        value = pl.when(pl.col("n_posts") >= min_posts).then(value).otherwise(None)
+    usable = signal.select("session", value.alias("signal")).drop_nulls("signal")
+    if not keep_gaps:
+        return usable.join(returns, on="session", how="inner").drop_nulls("next_return").sort("session")
+    if usable.is_empty():
+        return returns.head(0).with_columns(pl.lit(None, dtype=pl.Float64).alias("signal"))
+    first, last = usable["session"].min(), usable["session"].max()
+    calendar = returns.filter((pl.col("session") >= first) & (pl.col("session") <= last))
+    return calendar.join(usable, on="session", how="left").drop_nulls("next_return").sort("session")
 
 
 @dataclass
@@ -107,9 +130,14 @@ class Evaluation:
     pearson: Estimate | None = None
     spearman: Estimate | None = None
     hit_rate: float | None = None
-    hit_rate_p_value: float | None = None
+    hit_rate_p_value: float | None = None  # against hit_rate_base, one-sided
     hits: int | None = None
     directional_n: int | None = None
+    # What a signal with the same share of bullish calls hits by chance, and always-long's rate.
+    hit_rate_base: float | None = None
+    hit_rate_always_long: float | None = None
+    signal_column: str = "weighted_score"
+    calendar_sessions: int = 0  # price sessions in the window (signal or not)
     lead_lag: list[dict[str, float]] = field(default_factory=list)
     granger_p_value: float | None = None
     strategy: dict[str, float] = field(default_factory=dict)
@@ -179,11 +207,29 @@ def lead_lag(signal: np.ndarray, same_day_returns: np.ndarray, seed: int = 7) ->
     return out
 
 
+def centred(signal: np.ndarray, window: int, min_samples: int | None = None) -> np.ndarray:
+    """z-score of each signal against the previous ``window`` available signals (t excluded, gaps
+    skipped); NaN where the signal is missing or the history too short. No look-ahead."""
+    min_samples = min_samples or max(3, window // 4)
+    out = np.full(len(signal), np.nan)
+    history: list[float] = []
+    for t, value in enumerate(signal):
+        if not np.isnan(value):
+            past = history[-window:]
+            if len(past) >= min_samples and np.std(past) > 0:
+                out[t] = (value - np.mean(past)) / np.std(past, ddof=1)
+            history.append(float(value))
+    return out
+
+
 def long_flat_strategy(
-    signal: np.ndarray, next_return: np.ndarray, threshold: float, cost_bps: float
+    signal: np.ndarray, next_return: np.ndarray, threshold: float, cost_bps: float, z_window: int = 20
 ) -> dict[str, Any]:
-    """Long from close t to close t+1 when signal_t > threshold, else flat; cost per position change."""
-    position = (signal > threshold).astype(float)
+    """Long from close t to close t+1 when the centred signal z_t > ``threshold``, else flat (and
+    flat on sessions without a signal); cost per position change. Buy-and-hold holds every
+    session of the window, so it is the price ratio from the first close to the last."""
+    z = centred(signal, z_window)
+    position = np.where(np.isnan(z), 0.0, (z > threshold).astype(float))
     changes = np.abs(np.diff(np.concatenate([[0.0], position])))
     strategy = position * next_return - changes * cost_bps / 10_000
     equity = np.cumprod(1 + strategy)
@@ -191,7 +237,9 @@ def long_flat_strategy(
     daily_sd = strategy.std()
     peak = np.maximum.accumulate(equity)
     return {
+        "rule": f"long when the signal's z-score against the previous {z_window} signals is above {threshold:g}",
         "threshold": threshold,
+        "z_window": z_window,
         "cost_bps": cost_bps,
         "trades": int(changes.sum()),
         "exposure": float(position.mean()),
@@ -204,36 +252,73 @@ def long_flat_strategy(
     }
 
 
+def hit_rate_test(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Direction calls against outcomes (zeros on either side left out), tested against the base
+    rate: a signal independent of returns that calls up as often as this one hits
+    p_up·p_call + (1 − p_up)·(1 − p_call) of the time."""
+    directional = (x != 0) & (y != 0)
+    total = int(directional.sum())
+    if not total:
+        return {"hit_rate": None, "hits": None, "directional_n": 0, "base": None, "always_long": None, "p": 1.0}
+    calls_up, went_up = x[directional] > 0, y[directional] > 0
+    hits = int((calls_up == went_up).sum())
+    p_call, p_up = float(calls_up.mean()), float(went_up.mean())
+    base = p_up * p_call + (1 - p_up) * (1 - p_call)
+    # A base of exactly 0 or 1 leaves nothing to test: every outcome is what chance gives.
+    p = float(stats.binomtest(hits, total, base, alternative="greater").pvalue) if 0 < base < 1 else 1.0
+    return {"hit_rate": hits / total, "hits": hits, "directional_n": total, "base": base, "always_long": p_up, "p": p}
+
+
 def evaluate_signal(
     aligned: pl.DataFrame,
     threshold: float = 0.0,
     cost_bps: float = 5.0,
     min_sessions: int = MIN_SESSIONS,
     seed: int = 7,
+    z_window: int = 20,
+    signal_column: str = "weighted_score",
 ) -> Evaluation:
-    """All metrics on ``align_next_return`` output; a plain verdict, "not enough data" when short."""
-    n = aligned.height
+    """All metrics on ``align_next_return`` output (best with ``keep_gaps``, so that lags and the
+    strategy follow the calendar); a plain verdict, "not enough data" when short."""
+    with_signal = aligned.drop_nulls("signal")
+    n = with_signal.height
     if n < min_sessions:
         return Evaluation(
             n,
-            f"Not enough data: {n} session(s) with a signal and a next-day return; "
+            f"Not enough data: {n} session(s) with a signal ({signal_column}) and a next-day return; "
             f"at least {min_sessions} are needed before any metric means anything.",
             False,
+            signal_column=signal_column,
+            calendar_sessions=aligned.height,
         )
-    x = aligned["signal"].to_numpy().astype(float)
-    y = aligned["next_return"].to_numpy().astype(float)
+    x = with_signal["signal"].to_numpy().astype(float)
+    y = with_signal["next_return"].to_numpy().astype(float)
     pearson = correlation(x, y, "pearson", seed)
     spearman = correlation(x, y, "spearman", seed)
-    directional = (x != 0) & (y != 0)
-    hits = int((np.sign(x[directional]) == np.sign(y[directional])).sum())
-    total = int(directional.sum())
-    hit_p = float(stats.binomtest(hits, total, 0.5, alternative="greater").pvalue) if total else 1.0
-    same_day = aligned["same_day_return"].to_numpy().astype(float)
-    lags = lead_lag(x, same_day, seed)
+    hit = hit_rate_test(x, y)
+    calendar_signal = aligned["signal"].fill_null(np.nan).to_numpy().astype(float)
+    same_day = aligned["same_day_return"].fill_null(np.nan).to_numpy().astype(float)
+    lags = lead_lag(calendar_signal, same_day, seed)
     granger = _granger(x, y) if n >= 30 else None
-    strategy = long_flat_strategy(x, y, threshold, cost_bps)
+    calendar_next = aligned["next_return"].to_numpy().astype(float)
+    strategy = long_flat_strategy(calendar_signal, calendar_next, threshold, cost_bps, z_window)
     evaluation = Evaluation(
-        n, "", True, pearson, spearman, hits / total if total else None, hit_p, hits, total, lags, granger, strategy
+        n,
+        "",
+        True,
+        pearson=pearson,
+        spearman=spearman,
+        hit_rate=hit["hit_rate"],
+        hit_rate_p_value=hit["p"],
+        hits=hit["hits"],
+        directional_n=hit["directional_n"],
+        lead_lag=lags,
+        granger_p_value=granger,
+        strategy=strategy,
+        hit_rate_base=hit["base"],
+        hit_rate_always_long=hit["always_long"],
+        signal_column=signal_column,
+        calendar_sessions=aligned.height,
     )
     evaluation.verdict = _verdict(evaluation)
     return evaluation
@@ -245,9 +330,11 @@ def _granger(signal: np.ndarray, next_return: np.ndarray, max_lag: int = 3) -> f
 
     # Returns series r_t (close t−1 → t) is next_return shifted: r_{t+1} = next_return_t.
     data = np.column_stack([next_return[1:], signal[1:]])
+    from statsmodels.tools.sm_exceptions import InfeasibleTestError
+
     try:
         result = grangercausalitytests(data, maxlag=max_lag)
-    except (ValueError, np.linalg.LinAlgError):
+    except (ValueError, np.linalg.LinAlgError, InfeasibleTestError):  # e.g. a constant signal
         return None
     return float(min(r[0]["ssr_ftest"][1] for r in result.values()))
 
@@ -258,11 +345,12 @@ def _verdict(e: Evaluation) -> str:
     significant = s.p_value < 0.05 and (s.ci_low > 0 or s.ci_high < 0)
     best = max(e.lead_lag, key=lambda r: abs(r["spearman"]), default=None)
     parts = [
-        f"n = {e.n} sessions. Spearman ρ(signal_t, return t→t+1) = {s.value:+.3f} "
-        f"(95% bootstrap CI {s.ci_low:+.3f} … {s.ci_high:+.3f}, p = {s.p_value:.3f}); "
-        f"hit rate {e.hit_rate:.1%} of {e.directional_n} (binomial p = {e.hit_rate_p_value:.3f})."
-        if e.hit_rate is not None
-        else f"n = {e.n} sessions; Spearman ρ = {s.value:+.3f} (p = {s.p_value:.3f})."
+        f"Signal: {e.signal_column}; n = {e.n} sessions with a signal. Spearman ρ(signal_t, return t→t+1) = "
+        f"{s.value:+.3f} (95% bootstrap CI {s.ci_low:+.3f} … {s.ci_high:+.3f}, p = {s.p_value:.3f}); "
+        f"hit rate {e.hit_rate:.1%} of {e.directional_n} against {e.hit_rate_base:.1%} by chance "
+        f"(always long: {e.hit_rate_always_long:.1%}; binomial p = {e.hit_rate_p_value:.3f})."
+        if e.hit_rate is not None and e.hit_rate_base is not None
+        else f"Signal: {e.signal_column}; n = {e.n} sessions; Spearman ρ = {s.value:+.3f} (p = {s.p_value:.3f})."
     ]
     if significant and s.value > 0:
         parts.append("The signal leads next-session returns in this sample.")
@@ -274,6 +362,12 @@ def _verdict(e: Evaluation) -> str:
         parts.append(
             f"The strongest link is at lag {best['lag']:+d} (ρ = {best['spearman']:+.3f}): "
             "returns move first and sentiment follows."
+        )
+    if e.strategy:
+        st = e.strategy
+        parts.append(
+            f"Long/flat ({st['rule']}, {st['cost_bps']:g} bps a trade): {st['total_return']:+.1%} against "
+            f"buy-and-hold {st['buy_and_hold_return']:+.1%} over the window's {e.calendar_sessions} sessions."
         )
     parts.append(
         "A correlation in one sample is not a trading edge: costs, regime changes and multiple testing "

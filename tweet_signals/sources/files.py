@@ -114,9 +114,15 @@ class _Collector:
     """Normalises records into rows, handed on in batches, and keeps quarantined records with
     their reasons (few, and each already cut to a bounded size)."""
 
-    def __init__(self, source: str, naive_tz: str | None, on_rows: Callable[[pl.DataFrame], None]) -> None:
+    def __init__(
+        self,
+        source: str,
+        naive_tz: str | None,
+        on_rows: Callable[[pl.DataFrame], None],
+        date_only_tz: str | None = None,
+    ) -> None:
         self.source = source
-        self.naive_tz = naive_tz
+        self.naive_tz, self.date_only_tz = naive_tz, date_only_tz
         self.on_rows = on_rows
         self.rows: list[dict[str, Any]] = []
         self.bad: list[dict[str, str]] = []
@@ -135,7 +141,9 @@ class _Collector:
             return
         try:
             self.rows.append(
-                normalise_record(apply_column_map(record, columns), self.source, self.stats, self.naive_tz)
+                normalise_record(
+                    apply_column_map(record, columns), self.source, self.stats, self.naive_tz, self.date_only_tz
+                )
             )
         except Quarantined as q:
             self.bad.append(quarantine_row(q.reason, q.detail, origin, record))
@@ -247,11 +255,15 @@ READERS = {
 
 
 def read_posts(
-    path: Path, columns: Mapping[str, str] | None = None, source: str = "file", naive_tz: str | None = None
+    path: Path,
+    columns: Mapping[str, str] | None = None,
+    source: str = "file",
+    naive_tz: str | None = None,
+    date_only_tz: str | None = None,
 ) -> ReadResult:
     """All posts in ``path`` (file or directory), split into canonical rows and quarantine."""
     parts: list[pl.DataFrame] = []
-    result = stream_posts(path, parts.append, columns, source, naive_tz)
+    result = stream_posts(path, parts.append, columns, source, naive_tz, date_only_tz)
     return ReadResult(pl.concat(parts) if parts else posts_frame([]), *result)
 
 
@@ -261,10 +273,11 @@ def stream_posts(
     columns: Mapping[str, str] | None = None,
     source: str = "file",
     naive_tz: str | None = None,
+    date_only_tz: str | None = None,
 ) -> tuple[pl.DataFrame, int, dict[str, int]]:
     """Hand the posts in ``path`` to ``on_rows`` in frames of up to ``ROW_BATCH`` canonical rows;
     return the quarantine, the number of records read and the repairs made."""
-    collector = _Collector(source, naive_tz, on_rows)
+    collector = _Collector(source, naive_tz, on_rows, date_only_tz)
     for file in input_files(path):
         reader = READERS.get(file.suffix.lower())
         if reader is None:

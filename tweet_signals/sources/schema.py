@@ -54,8 +54,23 @@ class Quarantined(ValueError):
         self.detail = detail
 
 
-def parse_timestamp(value: Any, naive_tz: str | None = None) -> datetime:
-    """ISO 8601 (``Z`` or offset), epoch seconds/milliseconds, or a naive time in ``naive_tz``."""
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_timestamp(value: Any, naive_tz: str | None = None, date_only_tz: str | None = None) -> datetime:
+    """ISO 8601 (``Z`` or offset), epoch seconds/milliseconds, or a naive time in ``naive_tz``.
+
+    A date without a time (``2024-01-05``) is quarantined as ``date_only`` unless ``date_only_tz``
+    is given: it then stands for the last second of that day in that zone (the exchange's), so
+    the post counts for the session *after* that date and cannot look ahead of any close.
+    """
+    if isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()):
+        if date_only_tz is None:
+            raise Quarantined("date_only", f"{value.strip()} has a date but no time (see --date-only)")
+        from zoneinfo import ZoneInfo
+
+        day = datetime.fromisoformat(value.strip())
+        return day.replace(hour=23, minute=59, second=59, tzinfo=ZoneInfo(date_only_tz)).astimezone(UTC)
     if isinstance(value, datetime):
         ts = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -136,7 +151,11 @@ class NormaliseStats:
 
 
 def normalise_record(
-    record: Mapping[str, Any], source: str, stats: NormaliseStats, naive_tz: str | None = None
+    record: Mapping[str, Any],
+    source: str,
+    stats: NormaliseStats,
+    naive_tz: str | None = None,
+    date_only_tz: str | None = None,
 ) -> dict[str, Any]:
     """One canonical row from a record already keyed by canonical names; raises ``Quarantined``."""
     for name in REQUIRED:
@@ -158,7 +177,7 @@ def normalise_record(
         stats.add("R2_username_at_stripped")
     row = {
         "id": normalise_id(record["id"]),
-        "created_at": parse_timestamp(record["created_at"], naive_tz),
+        "created_at": parse_timestamp(record["created_at"], naive_tz, date_only_tz),
         "text": text,
         "author_id": _text(record.get("author_id")),
         "author_username": username,
