@@ -15,7 +15,6 @@ from tweet_signals.evaluation.history import stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.storage import Storage, location
 
-
 BAD_INPUT = "bad input"  # how the flow's message starts when the input, not the code, is at fault
 
 
