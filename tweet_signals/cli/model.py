@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tweet_signals.cli.common import fail, quiet_prefect, run_flow, write_json
+from tweet_signals.cli.common import console, fail, quiet_prefect, run_flow, write_json
 from tweet_signals.model.base import ModelUnavailableError
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")]
@@ -58,17 +58,30 @@ def evaluate_model(
     csv_path: Annotated[Path | None, typer.Option("--csv", help="CSV with a text and a label column")] = None,
     text_column: str = "text",
     label_column: str = "label",
-    label_map: Annotated[str | None, typer.Option(help="e.g. 0=negative,1=neutral,2=positive")] = None,
+    label_map: Annotated[
+        str | None, typer.Option(help="e.g. 0=negative,1=neutral,2=positive; VALUE=drop leaves those rows out")
+    ] = None,
     model: Annotated[str, typer.Option(help="'embedded' or a local Hugging Face model directory")] = "embedded",
     held_out: Annotated[
         str | None, typer.Option(help="general or finance: the embedded model's held-out split in ../shared/data")
     ] = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts."""
+    """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts; for
+    gold labels that are only bullish/bearish, also the share called neutral and the directional
+    accuracy among the rest."""
     from tweet_signals.model.base import LABELS
     from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
-    from tweet_signals.model.metrics import compute_metrics, map_labels, parse_label_map, read_labelled_csv, read_lines
+    from tweet_signals.model.metrics import (
+        DROP,
+        LabelledRows,
+        binary_figures,
+        compute_metrics,
+        map_labels,
+        parse_label_map,
+        read_labelled_csv,
+        read_labelled_lines,
+    )
     from tweet_signals.stages.analyze import choose_engine
 
     try:
@@ -76,33 +89,52 @@ def evaluate_model(
             from tweet_signals.model.training import held_out_set
 
             split = held_out_set(held_out)
-            items, raw = split.texts, [LABELS[y] for y in split.labels]
+            names = [LABELS[y] for y in split.labels]
+            rows = LabelledRows(split.texts, names, [f"held-out {held_out} #{i + 1}" for i in range(len(names))])
         elif csv_path is not None:
-            items, raw = read_labelled_csv(csv_path, text_column, label_column)
+            rows = read_labelled_csv(csv_path, text_column, label_column)
         elif texts is not None and labels is not None:
-            items, raw = read_lines(texts), read_lines(labels)
-            if len(items) != len(raw):
-                fail(f"{texts} has {len(items)} lines but {labels} has {len(raw)}")
+            rows = read_labelled_lines(texts, labels)
         else:
             fail(
                 "give --texts FILE --labels FILE, --csv FILE --text-column NAME --label-column NAME, "
                 "or --held-out general|finance"
             )
-        truth = map_labels(raw, parse_label_map(label_map))
+        mapped = map_labels(rows.labels, parse_label_map(label_map), rows.origins)
+        kept = [i for i, label in enumerate(mapped) if label != DROP]
+        if not kept:
+            fail(f"no labelled rows left: all {len(mapped)} were dropped or empty")
         analyzer = build_analyzer(choose_engine(AnalyzerConfig(model=model)))
     except (ValueError, OSError, ModelUnavailableError) as exc:
         fail(str(exc))
-    pred = analyzer.predict_proba(items).argmax(axis=1)
-    metrics = compute_metrics(truth, pred.tolist())
+    for note in rows.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    truth = [mapped[i] for i in kept]
+    probs = analyzer.predict_proba([rows.texts[i] for i in kept])
+    metrics = compute_metrics(truth, probs.argmax(axis=1).tolist())
+    binary = binary_figures(truth, probs)
+    dropped = len(mapped) - len(kept)
     if as_json:
-        write_json({**metrics.as_dict(), "model": analyzer.model_id})
+        write_json({**metrics.as_dict(), "model": analyzer.model_id, "dropped": dropped, **(binary or {})})
         return
     out = Console(width=None if sys.stdout.isatty() else 130)
-    summary = Table(title=f"{analyzer.model_id} on {metrics.n} texts")
+    title = f"{analyzer.model_id} on {metrics.n} texts" + (f" ({dropped} dropped by --label-map)" if dropped else "")
+    summary = Table(title=title)
     for col in ("accuracy", "macro recall", "macro F1"):
         summary.add_column(col, justify="right")
     summary.add_row(f"{metrics.accuracy:.4f}", f"{metrics.macro_recall:.4f}", f"{metrics.macro_f1:.4f}")
     out.print(summary)
+    if binary is not None:
+        polar = Table(title="gold labels are only negative/positive (bearish/bullish)")
+        for col in ("called neutral", "directional accuracy (the rest)", "sign of p_pos - p_neg"):
+            polar.add_column(col, justify="right")
+        directional = binary["directional_accuracy"]
+        polar.add_row(
+            f"{binary['called_neutral']:.1%}",
+            "–" if directional is None else f"{directional:.1%}",
+            f"{binary['sign_accuracy']:.1%}",
+        )
+        out.print(polar)
     confusion = Table(title="confusion (rows: true, columns: predicted)")
     confusion.add_column("")
     for label in LABELS:

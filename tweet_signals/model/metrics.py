@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,34 +61,72 @@ def compute_metrics(true: Sequence[int] | np.ndarray, pred: Sequence[int] | np.n
     )
 
 
+DROP = -1  # a label value mapped to "drop" (e.g. ``0=drop`` for "uncertain"): the row is left out
+
+
 def parse_label_map(spec: str | None) -> dict[str, int]:
-    """``"0=negative,1=neutral,2=positive"`` → raw label value → index in ``LABELS``."""
+    """``"0=negative,1=neutral,2=positive"`` → raw label value → index in ``LABELS`` (or ``DROP``)."""
     if not spec:
         return {label: i for i, label in enumerate(LABELS)}
     mapping: dict[str, int] = {}
     for part in spec.split(","):
         raw, sep, meaning = part.partition("=")
+        if sep and meaning.strip().lower() == "drop":
+            mapping[raw.strip()] = DROP
+            continue
         label = normalise_label(meaning)
         if not sep or label is None:
             raise ValueError(
-                f"bad --label-map entry {part!r}: write VALUE=negative|neutral|positive (bearish/bullish accepted)"
+                f"bad --label-map entry {part!r}: write VALUE=negative|neutral|positive (bearish/bullish accepted) "
+                "or VALUE=drop"
             )
         mapping[raw.strip()] = LABELS.index(label)
     return mapping
 
 
-def map_labels(raw: Sequence[str], mapping: dict[str, int]) -> list[int]:
+def map_labels(raw: Sequence[str], mapping: dict[str, int], origins: Sequence[str] | None = None) -> list[int]:
+    """Label indices (``DROP`` for dropped values); an unknown value is an error naming where it is."""
     out = []
     for i, value in enumerate(raw):
         key = value.strip()
         if key not in mapping:
             label = normalise_label(key)
             if label is None:
-                raise ValueError(f"label {value!r} on line {i + 1} is not in the label map {mapping}")
+                where = origins[i] if origins is not None else f"line {i + 1}"
+                known = ", ".join(f"{k}={LABELS[v] if v != DROP else 'drop'}" for k, v in mapping.items())
+                raise ValueError(f"{where}: label {value!r} is not in the label map ({known}); see --label-map")
             out.append(LABELS.index(label))
         else:
             out.append(mapping[key])
     return out
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """Texts with their raw labels and where each came from (``file:line``)."""
+
+    texts: list[str]
+    labels: list[str]
+    origins: list[str]
+    notes: list[str] = field(default_factory=list)  # e.g. how the file was decoded
+
+
+def binary_figures(truth: Sequence[int], probs: np.ndarray) -> dict[str, float | None] | None:
+    """For gold labels that are only negative/positive (self-tagged Bullish/Bearish sets): the
+    share of posts called neutral, the accuracy among the rest (directional accuracy), and the
+    accuracy of the sign of p_pos − p_neg. None when the gold labels include neutral."""
+    t = np.asarray(truth, dtype=np.int64)
+    neg, neu, pos = (LABELS.index(name) for name in ("negative", "neutral", "positive"))
+    if len(t) == 0 or (t == neu).any():
+        return None
+    pred = probs.argmax(axis=1)
+    polar = pred != neu
+    sign_up = probs[:, pos] > probs[:, neg]
+    return {
+        "called_neutral": float((~polar).mean()),
+        "directional_accuracy": float((pred[polar] == t[polar]).mean()) if polar.any() else None,
+        "sign_accuracy": float((sign_up == (t == pos)).mean()),
+    }
 
 
 def read_lines(path: Path) -> list[str]:
@@ -98,20 +137,39 @@ def read_lines(path: Path) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
-def read_labelled_csv(path: Path, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    """Texts and raw labels from a CSV (separator sniffed), skipping rows with an empty label."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        head = fh.readline()
-        fh.seek(0)
-        delimiter = ";" if head.count(";") > head.count(",") else ","
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        missing = {text_column, label_column} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path} has no column(s) {sorted(missing)}; it has {reader.fieldnames}")
-        texts, labels = [], []
+def read_labelled_lines(texts_path: Path, labels_path: Path) -> LabelledRows:
+    """Texts and labels from two aligned files, one record per line (TweetEval's layout)."""
+    texts, labels = read_lines(texts_path), read_lines(labels_path)
+    if len(texts) != len(labels):
+        raise ValueError(f"{texts_path} has {len(texts)} lines but {labels_path} has {len(labels)}")
+    return LabelledRows(texts, labels, [f"{labels_path}:{i + 1}" for i in range(len(labels))])
+
+
+def read_labelled_csv(path: Path, text_column: str, label_column: str) -> LabelledRows:
+    """Texts and raw labels from a CSV (separator sniffed), skipping rows with an empty label. A
+    file that is not UTF-8 is read as Latin-1 (as Kaggle-style exports are), with a note."""
+    notes = []
+    data = path.read_bytes()
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        content = data.decode("latin-1")
+        line = data[: exc.start].count(b"\n") + 1
+        notes.append(f"{path} is not UTF-8 (first bad byte on line {line}): read as Latin-1")
+    head = content.split("\n", 1)[0]
+    delimiter = ";" if head.count(";") > head.count(",") else ","
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+    missing = {text_column, label_column} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{path}:1: no column(s) {sorted(missing)}; the header has {reader.fieldnames}")
+    texts, labels, origins = [], [], []
+    try:
         for row in reader:
             label = (row.get(label_column) or "").strip()
             if label:
                 texts.append(row.get(text_column) or "")
                 labels.append(label)
-    return texts, labels
+                origins.append(f"{path}:{reader.line_num}")
+    except csv.Error as exc:
+        raise ValueError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from exc
+    return LabelledRows(texts, labels, origins, notes)

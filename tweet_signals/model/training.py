@@ -31,7 +31,7 @@ from tweet_signals.model.metrics import (
     map_labels,
     parse_label_map,
     read_labelled_csv,
-    read_lines,
+    read_labelled_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,14 @@ def default_shared_data() -> Path:
 
 def load_labelled_sets(shared_data: Path) -> list[LabelledSet]:
     """The two labelled sets, read in place from ``shared/data`` and mapped onto ``LABELS``."""
-    tfns_texts, tfns_raw = read_labelled_csv(
+    finance = read_labelled_csv(
         shared_data / "twitter-financial-news-sentiment-train" / "sent_train.csv", "text", "label"
     )
     te_dir = shared_data / "tweeteval-sentiment-val"
-    te_texts = read_lines(te_dir / "val_text.txt")
-    te_raw = read_lines(te_dir / "val_labels.txt")
-    if len(te_texts) != len(te_raw):
-        raise ValueError(f"{te_dir}: {len(te_texts)} texts but {len(te_raw)} labels")
+    general = read_labelled_lines(te_dir / "val_text.txt", te_dir / "val_labels.txt")
     return [
-        LabelledSet("finance", tfns_texts, [TFNS_LABELS[v.strip()] for v in tfns_raw]),
-        LabelledSet("general", te_texts, [TWEETEVAL_LABELS[v.strip()] for v in te_raw]),
+        LabelledSet("finance", finance.texts, [TFNS_LABELS[v.strip()] for v in finance.labels]),
+        LabelledSet("general", general.texts, [TWEETEVAL_LABELS[v.strip()] for v in general.labels]),
     ]
 
 
@@ -95,8 +92,8 @@ def market_check_set(shared_data: Path) -> LabelledSet | None:
     path = shared_data / MARKET_CHECK_CSV
     if not path.is_file():
         return None
-    texts, raw = read_labelled_csv(path, "text", "sentiment")
-    return LabelledSet("market", texts, map_labels(raw, parse_label_map(None)))
+    rows = read_labelled_csv(path, "text", "sentiment")
+    return LabelledSet("market", rows.texts, map_labels(rows.labels, parse_label_map(None), rows.origins))
 
 
 def held_out_set(name: str, shared_data: Path | None = None, config: TrainConfig = TrainConfig()) -> LabelledSet:
