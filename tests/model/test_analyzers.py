@@ -71,7 +71,10 @@ def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tin
         "nifty up " * 300,
     ]
     prepared = [preprocess_text(t) for t in texts]
-    expected = analyzer.tokenizer(prepared, truncation=True, max_length=128)  # type: ignore[operator]
+    from transformers import AutoTokenizer  # the reference: transformers' own tokenizer of the model
+
+    reference = AutoTokenizer.from_pretrained(str(tiny_roberta if model == "tiny" else embedded.base_model_dir()))
+    expected = reference(prepared, truncation=True, max_length=128)
     assert analyzer.encode(texts) == list(expected["input_ids"])
     if model == "embedded":  # WordPiece: long texts are cut at max_length
         assert max(len(ids) for ids in analyzer.encode(texts)) == 128
@@ -116,6 +119,68 @@ def test_tampered_encoder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_official_encoder_hash_verifies() -> None:
     path = embedded.base_model_dir() / "model.safetensors"
     assert embedded.verify_base_weights(path) == path
+
+
+def test_a_verified_encoder_is_not_hashed_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tweet_signals.model import embedded_files
+
+    monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "model.safetensors"
+    shutil.copy2(embedded.base_model_dir() / "model.safetensors", copy)
+    hashed: list[Path] = []
+    real = embedded_files.sha256_file
+    monkeypatch.setattr(embedded_files, "sha256_file", lambda p: hashed.append(p) or real(p))
+    for _ in range(2):
+        embedded.verify_base_weights.cache_clear()  # a fresh worker process
+        assert embedded.verify_base_weights(copy) == copy
+    assert hashed == [copy]  # once: the second worker trusted the record of (path, size, mtime)
+    with copy.open("r+b") as fh:  # an edit changes the mtime: hashed again, and refused
+        fh.seek(-1000, 2)
+        fh.write(b"\x00" * 8)
+    embedded.verify_base_weights.cache_clear()
+    with pytest.raises(ModelUnavailableError, match="Refusing to load"):
+        embedded.verify_base_weights(copy)
+    assert hashed == [copy, copy]
+
+
+def test_merged_weights_cache_gives_the_same_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path / "cache"))
+    _, built = embedded.load_embedded()
+    cached_files = list((tmp_path / "cache" / "embedded").glob("merged-*.safetensors"))
+    assert len(cached_files) == 1
+    _, from_cache = embedded.load_embedded()
+    ids = torch.tensor([[101, 7592, 2088, 102, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    with torch.inference_mode():
+        assert torch.equal(built(ids, mask), from_cache(ids, mask))
+    assert not any("lora" in name for name, _ in from_cache.named_modules())
+
+
+def test_workers_run_the_cached_weights_on_a_plain_torch_encoder_with_the_same_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from tweet_signals.model.minilm import BertEncoder
+
+    monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path / "cache"))
+    first = embedded.load_embedded_module()  # no cache yet: built with transformers, then cached
+    fast = embedded.load_embedded_module()
+    assert not isinstance(first.encoder, BertEncoder) and isinstance(fast.encoder, BertEncoder)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 30000, (6, 40), generator=generator)
+    ids[:, 0] = 101
+    mask = torch.ones_like(ids)
+    for row, length in enumerate([40, 31, 17, 5, 2, 40]):
+        mask[row, length:] = 0
+    ids[mask == 0] = 0
+    with torch.inference_mode():
+        expected, actual = first(ids, mask), fast(ids, mask)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
 def _held_out_slice(name: str, n: int) -> tuple[list[str], list[int]]:

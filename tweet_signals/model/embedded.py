@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from tweet_signals.model.embedded_files import (
     ADAPTER_PATH,
     BASE_SHA256,
     base_model_dir,
+    cache_dir,
     verify_base_weights,
 )
 
@@ -61,27 +63,30 @@ class MeanPoolClassifier(nn.Module):
         self.classifier = nn.Linear(hidden, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out if isinstance(out, torch.Tensor) else out.last_hidden_state  # plain or transformers
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.classifier(self.dropout(pooled))
 
 
-def build_base(verify: bool = True) -> tuple[object, MeanPoolClassifier]:
-    """Tokenizer and the encoder with verified official weights, plus an untrained head."""
+def build_base(verify: bool = True, load_weights: bool = True) -> tuple[object, MeanPoolClassifier]:
+    """Tokenizer and the encoder with verified official weights, plus an untrained head
+    (``load_weights=False``: the architecture only, for weights loaded afterwards)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     model_dir = base_model_dir()
-    weights = model_dir / "model.safetensors"
+    source = model_dir / "model.safetensors"
     if verify:
-        verify_base_weights(weights)
+        verify_base_weights(source)
     config = BertConfig.from_json_file(str(model_dir / "config.json"))
     encoder = BertModel(config, add_pooling_layer=False)
-    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("pooler.")}
-    missing, unexpected = encoder.load_state_dict(state, strict=False)
-    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise ModelUnavailableError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
+    if load_weights:
+        state = {k: v for k, v in load_file(str(source)).items() if not k.startswith("pooler.")}
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+        unexpected = [k for k in unexpected if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise ModelUnavailableError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     return tokenizer, MeanPoolClassifier(encoder, config.hidden_size, len(LABELS))
 
@@ -122,8 +127,19 @@ def read_adapter_metadata(path: Path = ADAPTER_PATH) -> dict[str, object]:
     return dict(json.loads(meta.get("tweet_signals", "{}")))
 
 
+def merged_weights_path(adapter_path: Path) -> Path:
+    """The cached merged weights of (official encoder, this adapter): keyed by both hashes."""
+    from tweet_signals.storage import sha256_file
+
+    return cache_dir() / f"merged-{BASE_SHA256[:12]}-{sha256_file(adapter_path)[:16]}.safetensors"
+
+
 def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolClassifier]:
-    """The trained embedded model, LoRA merged, in eval mode on the CPU."""
+    """The trained embedded model, LoRA merged, in eval mode on the CPU.
+
+    The first load builds it (verified encoder + adapter, LoRA merged) and caches the merged
+    weights under the cache directory, keyed by the encoder's and the adapter's hashes; later
+    loads read that one file into a plain encoder instead of wrapping and merging again."""
     if not adapter_path.is_file():
         raise ModelUnavailableError(
             f"The embedded model's adapter is missing ({adapter_path}). Train it with "
@@ -132,6 +148,7 @@ def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolCl
     meta = read_adapter_metadata(adapter_path)
     if meta.get("base_sha256") != BASE_SHA256:
         raise ModelUnavailableError(f"{adapter_path} was trained on a different encoder; retrain it.")
+    cached = merged_weights_path(adapter_path)
     tokenizer, model = build_base(verify=True)
     add_lora(model, int(str(meta["rank"])), float(str(meta["alpha"])), 0.0)
     state = load_file(str(adapter_path))
@@ -139,7 +156,27 @@ def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolCl
     if unexpected or any(k for k in missing if "lora_" in k or k.startswith("classifier.")):
         raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {unexpected or missing}")
     merge_lora(model)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(cached)
     return tokenizer, model.eval()
+
+
+def load_embedded_module(adapter_path: Path = ADAPTER_PATH) -> MeanPoolClassifier:
+    """The classifier for inference, fast: from the cached merged weights into the plain-torch
+    encoder (``minilm``, no transformers import) when they exist, else built by ``load_embedded``
+    (which caches them for the next worker)."""
+    cached = merged_weights_path(adapter_path) if adapter_path.is_file() else None
+    if cached is None or not cached.is_file():
+        return load_embedded(adapter_path)[1]
+    from tweet_signals.model.minilm import BertEncoder
+
+    verify_base_weights(base_model_dir() / "model.safetensors")  # the cache is only as good as its source
+    config = json.loads((base_model_dir() / "config.json").read_text(encoding="utf-8"))
+    model = MeanPoolClassifier(BertEncoder(config), config["hidden_size"], len(LABELS))
+    model.load_state_dict(load_file(str(cached)), strict=True)
+    return model.eval()
 
 
 def merge_lora(model: nn.Module) -> None:

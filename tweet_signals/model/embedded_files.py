@@ -6,11 +6,13 @@ its files without importing torch (see ``embedded`` for the model itself).
 
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from tweet_signals.model.base import ModelUnavailableError
-from tweet_signals.storage import sha256_file
+from tweet_signals.storage import sha256_file, write_json_atomic
 
 # Official revision 1110a243 of sentence-transformers/all-MiniLM-L6-v2.
 BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -32,12 +34,35 @@ def base_model_dir() -> Path:
     return Path(get_model_path())
 
 
+def cache_dir() -> Path:
+    """Where the embedded model's derived files live (verdicts, merged weights)."""
+    return Path(os.environ.get("TWEET_SIGNALS_CACHE", Path.home() / ".cache" / "tweet-signals")) / "embedded"
+
+
+def _file_identity(path: Path) -> dict[str, object]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 @lru_cache(maxsize=4)
 def verify_base_weights(path: Path) -> Path:
-    """Return ``path`` if its SHA-256 is the official one; refuse anything else."""
+    """Return ``path`` if its SHA-256 is the official one; refuse anything else.
+
+    Hashing the 90 MB encoder costs every worker a few hundred milliseconds, so a verified file
+    is recorded by (path, size, modification time) and hashed again only when one of those
+    changes (a replaced or edited file gets a new size or mtime)."""
     if not path.is_file():
         raise ModelUnavailableError(f"The embedded model's encoder file is missing: {path}.")
+    identity = _file_identity(path)
+    record = cache_dir() / "verified-base.json"
+    try:
+        if json.loads(record.read_text(encoding="utf-8")) == {**identity, "sha256": BASE_SHA256}:
+            return path
+    except (OSError, ValueError):
+        pass
     actual = sha256_file(path)
+    if actual == BASE_SHA256:
+        write_json_atomic({**identity, "sha256": actual}, record)
     if actual != BASE_SHA256:
         raise ModelUnavailableError(
             f"Refusing to load {path}: its SHA-256 is {actual}, but the official "

@@ -168,11 +168,12 @@ def _load_parts(config: AnalyzerConfig, engine: str) -> ModelParts:
         from tweet_signals.model.embedded_files import EMBEDDED_MODEL_ID, base_model_dir
 
         def load_embedded_module() -> torch.nn.Module:
-            from tweet_signals.model.embedded import load_embedded
+            from tweet_signals.model.embedded import load_embedded_module as load
 
-            return load_embedded()[1]
+            return load()
 
-        tokenizer, _ = _tokenizer(base_model_dir(), direct)
+        # Always the Rust tokenizer: the same ids as transformers' (a test checks), without its import.
+        tokenizer, _ = _tokenizer(base_model_dir(), direct=True)
         return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], EMBEDDED_MODEL_ID, 0, hf_output=False)
     local_dir = Path(config.model) if Path(config.model).is_dir() else None
     local = local_dir is not None or _offline()
