@@ -58,6 +58,7 @@ class ChunkPool:
         self.runner: Any = None
         self.rebuilds = 0
         self.last_exits: dict[int, int | None] = {}
+        self.processes: dict[int, Any] = {}  # every pool process seen, by pid (kept after the pool drops them)
 
     def __enter__(self) -> ChunkPool:
         self.runner = self.make_runner().__enter__()
@@ -68,13 +69,32 @@ class ChunkPool:
             self.runner.__exit__(None, None, None)
             self.runner = None
 
-    def worker_exits(self) -> dict[int, int | None]:
-        """Exit codes of the pool's processes, by pid (a process pool's; {} for other runners)."""
+    def remember_processes(self) -> None:
+        """Note the pool's current processes: a broken pool may drop them before we ask how they
+        ended (Python's executor keeps them in a private dict; other runners have none)."""
         processes = getattr(getattr(self.runner, "_executor", None), "_processes", None) or {}
-        return {pid: proc.exitcode for pid, proc in dict(processes).items()}
+        self.processes.update(dict(processes))
+
+    def worker_exits(self, settle_s: float = 5.0) -> dict[int, int | None]:
+        """Exit codes of the processes seen, by pid, once all have ended (the executor terminates
+        the survivors of a broken pool; up to ``settle_s`` for that)."""
+        self.remember_processes()
+        deadline = time.monotonic() + settle_s
+        while any(p.exitcode is None for p in self.processes.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return {pid: proc.exitcode for pid, proc in self.processes.items()}
 
     def rebuild(self) -> None:
         exits = self.worker_exits()
+        self.processes = {}
+        # A worker killed while writing to one of the pool's queues dies holding the queue's
+        # lock: anything this process still feeds into it would wait forever, and so would the
+        # interpreter's exit, which joins the queues' feeder threads. Those queues are dropped
+        # with the pool; don't wait for them.
+        executor = getattr(self.runner, "_executor", None)
+        for queue in (getattr(self.runner, "_subprocess_message_queue", None), getattr(executor, "_call_queue", None)):
+            if queue is not None and hasattr(queue, "cancel_join_thread"):
+                queue.cancel_join_thread()
         self.__exit__()
         self.__enter__()
         self.rebuilds += 1
@@ -166,8 +186,10 @@ def run_chunks(descs: list[ChunkDescriptor], pool: ChunkPool, retries: int, arti
     pending = list(descs)
     while pending:
         futures = {pool.runner.submit(chunk_task, parameters={"desc": d}): d for d in pending}
+        pool.remember_processes()
         unfinished: list[ChunkDescriptor] = []
         for future in as_completed(list(futures)):
+            pool.remember_processes()
             desc = futures[future]
             try:
                 result = future.result().as_dict()
