@@ -78,3 +78,14 @@ def test_feature_rates_time_both_paths_on_the_same_posts() -> None:
     assert [r["slice_rows"] for r in rows] == [64, 360]
     for r in rows:  # the speed-up is the ratio of the two timings of the same posts
         assert r["speedup"] == pytest.approx(r["python_us_per_post"] / r["vectorised_us_per_post"], rel=0.02)
+
+
+@pytest.mark.slow  # four fresh worker processes
+def test_worker_start_rows_report_the_medians_of_their_runs() -> None:
+    from tweet_signals.bench.start import worker_start
+
+    row = worker_start("embedded", "torch-fp32", threads=1, repeats=2)
+    assert len(row["cold_runs"]) == len(row["warm_runs"]) == 2
+    assert row["cold_s"] == pytest.approx(sum(row["cold_runs"]) / 2, abs=0.011)
+    assert row["warm_s"] == pytest.approx(sum(row["warm_runs"]) / 2, abs=0.011)
+    assert row["cold_over_warm"] == pytest.approx(row["cold_s"] / row["warm_s"], rel=0.02)

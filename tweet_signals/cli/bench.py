@@ -187,5 +187,23 @@ def features(
     _print_rows(f"keyword boost + engagement + TF-IDF relevance, {n} generated posts", rates, width=120)
 
 
+@bench_app.command("start")
+def start(
+    model: Annotated[str, typer.Option(help="embedded, or a local model directory")] = "embedded",
+    engine: Annotated[str, typer.Option(help="Engine the worker runs")] = "torch-bf16",
+    threads: Annotated[int, typer.Option(help="Threads of the worker")] = 2,
+    repeats: Annotated[int, typer.Option(help="Runs of each kind (the median is reported)")] = 3,
+    as_json: JsonOut = False,
+) -> None:
+    """A worker's start, fresh process to first scored batch: with an empty cache, and warm."""
+    from tweet_signals.bench.start import worker_start
+
+    row = worker_start(model, engine, threads, repeats)
+    if as_json:
+        write_json(row)
+        return
+    _print_rows("worker start: process start to first scored batch (median seconds)", [row], width=160)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="benchmark")

@@ -1,0 +1,55 @@
+"""Benchmark of a worker's start: a fresh process from interpreter start to its first scored batch.
+
+Cold: the model's derived files are not cached yet (the encoder is hashed, the embedded model is
+built from the encoder and adapter with transformers, its merged weights cached). Warm: what
+every later worker of that model revision pays. Both in the same run, alternated, median of
+``repeats`` runs each.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+_FIRST_BATCH = (
+    "from tweet_signals.model.loader import AnalyzerConfig, build_analyzer;"
+    "a = build_analyzer(AnalyzerConfig(model={model!r}, engine={engine!r}, threads={threads}));"
+    "a.predict_proba(['nifty breaks out above resistance, buying calls'])"
+)
+
+
+def _once(code: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker start failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def worker_start(
+    model: str = "embedded", engine: str = "torch-bf16", threads: int = 2, repeats: int = 3
+) -> dict[str, Any]:
+    """Seconds from process start to the first scored batch, with an empty and a warm cache."""
+    code = _FIRST_BATCH.format(model=model, engine=engine, threads=threads)
+    cold, warm = [], []
+    base = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="tweet-signals-start-") as cache:
+            env = {**base, "TWEET_SIGNALS_CACHE": cache}
+            cold.append(_once(code, env))
+            warm.append(_once(code, env))
+    return {
+        "model": model,
+        "engine": engine,
+        "threads": threads,
+        "cold_s": round(statistics.median(cold), 2),
+        "warm_s": round(statistics.median(warm), 2),
+        "cold_over_warm": round(statistics.median(cold) / statistics.median(warm), 2),
+        "cold_runs": [round(v, 2) for v in cold],
+        "warm_runs": [round(v, 2) for v in warm],
+    }
