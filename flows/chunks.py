@@ -12,7 +12,6 @@ On Dask, the scheduler itself reschedules a lost worker's tasks.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
 from tasks.analyze import analyze_chunk_task
+from tweet_signals.processes import pid_alive
 from tweet_signals.stages.analyze import ChunkDescriptor, read_claim
 
 PROGRESS = logging.getLogger("tweet_signals.progress")
@@ -120,7 +120,7 @@ def diagnose(unfinished: list[ChunkDescriptor], exits: dict[int, int | None]) ->
     held = {int(str(c["pid"])): (chunk, c) for chunk, c in claims.items() if c is not None}
     dead = [pid for pid, code in exits.items() if code is not None and code != -signal.SIGTERM]
     if not dead:  # no exit codes to go by: a claimed pid that no longer exists
-        dead = [pid for pid in held if not _alive(pid)]
+        dead = [pid for pid in held if not pid_alive(pid)]
     deaths = []
     for pid in dead:
         chunk, claim = held.get(pid, (None, None))
@@ -135,16 +135,6 @@ def diagnose(unfinished: list[ChunkDescriptor], exits: dict[int, int | None]) ->
             )
         )
     return deaths or [WorkerDeath(None, "unknown", None, None, False)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _broken_pool(exc: BaseException) -> bool:

@@ -30,6 +30,32 @@ X_SAMPLES = SHARED_DATA / "twitter-api-v2-samples" / "twarc-csv-test-data"
 CLI = [sys.executable, "-m", "tweet_signals.cli"]  # the command as a newcomer runs it
 
 
+def synthetic_run(root: Path, *extra: str, posts: int = 1200, chunk_size: int = 200, workers: int = 1) -> list[str]:
+    """``tweet-signals run`` of 2026-01-07 on generated posts with the embedded model (fp32), as JSON."""
+    return [
+        *CLI,
+        "run",
+        "--date",
+        "2026-01-07",
+        "--source",
+        "synthetic",
+        "--synthetic-posts",
+        str(posts),
+        "--model",
+        "embedded",
+        "--engine",
+        "torch-fp32",
+        "--workers",
+        str(workers),
+        "--chunk-size",
+        str(chunk_size),
+        "--data-root",
+        str(root),
+        "--json",
+        *extra,
+    ]
+
+
 def newcomer_env(tmp_path: Path) -> dict[str, str]:
     """A subprocess environment with no Prefect server configured, so the CLI starts its own,
     its database in a folder that does not exist yet."""

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "tweet_signals.sources": 1,
     "tweet_signals.market": 0,
     "tweet_signals.storage": 0,
+    "tweet_signals.processes": -1,
 }
 
 

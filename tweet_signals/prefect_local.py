@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tweet_signals.processes import pid_alive
+
 
 def _configured_api_url() -> str | None:
     from prefect.settings import PREFECT_API_URL
@@ -72,28 +74,18 @@ def _guard_server(server_pid: int) -> None:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def guard(parent: int, server: int, poll_s: float = 0.5, grace_s: float = 5.0) -> None:
     """Wait while ``parent`` lives (this process is re-parented when it dies); then stop
     ``server``: SIGTERM, and SIGKILL after ``grace_s``. Returns at once if the server is gone."""
-    while os.getppid() == parent and _alive(server):
+    while os.getppid() == parent and pid_alive(server):
         time.sleep(poll_s)
-    if not _alive(server):
+    if not pid_alive(server):
         return
     os.kill(server, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _alive(server):
+    while time.monotonic() < deadline and pid_alive(server):
         time.sleep(0.1)
-    if _alive(server):
+    if pid_alive(server):
         os.kill(server, signal.SIGKILL)
 
 

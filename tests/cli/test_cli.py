@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env
+from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env, synthetic_run
 
 pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses
 
@@ -96,25 +96,7 @@ def test_interrupted_run_resumes_without_recomputing_finished_chunks(tmp_path: P
     import time
 
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
-    args = [
-        *CLI,
-        "run",
-        "--date",
-        "2026-01-07",
-        "--source",
-        "synthetic",
-        "--model",
-        "embedded",
-        "--engine",
-        "torch-fp32",
-        "--workers",
-        "1",
-        "--chunk-size",
-        "100",
-        "--data-root",
-        str(tmp_path),
-        "--json",
-    ]
+    args = synthetic_run(tmp_path, posts=2500, chunk_size=100)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     chunks = tmp_path / "analyzed" / "date=2026-01-07"
     deadline = time.time() + 300
@@ -135,31 +117,6 @@ def test_interrupted_run_resumes_without_recomputing_finished_chunks(tmp_path: P
     assert analyze["reused"] == finished and analyze["computed"] == analyze["chunks"] - finished
 
 
-def _run_args(root: Path, *extra: str) -> list[str]:
-    return [
-        *CLI,
-        "run",
-        "--date",
-        "2026-01-07",
-        "--source",
-        "synthetic",
-        "--synthetic-posts",
-        "1200",
-        "--model",
-        "embedded",
-        "--engine",
-        "torch-fp32",
-        "--workers",
-        "1",
-        "--chunk-size",
-        "200",
-        "--data-root",
-        str(root),
-        "--json",
-        *extra,
-    ]
-
-
 def _wait_for(predicate: object, timeout: float, what: str) -> None:
     import time
 
@@ -175,11 +132,13 @@ def test_two_runs_of_one_session_one_computes_the_other_waits_or_refuses(tmp_pat
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
     root = tmp_path / "shared-root"
     lease = root / "runs" / "date=2026-01-07" / "lease.json"
-    first = subprocess.Popen(_run_args(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(synthetic_run(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: lease.exists() or first.poll() is not None, 120, "the first run's lease")
     holder = json.loads(lease.read_text())
-    second = subprocess.Popen(_run_args(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    refused = subprocess.run(_run_args(root, "--on-busy", "fail"), env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.Popen(synthetic_run(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    refused = subprocess.run(
+        synthetic_run(root, "--on-busy", "fail"), env=env, capture_output=True, text=True, timeout=300
+    )
     out1, err1 = first.communicate(timeout=600)
     out2, err2 = second.communicate(timeout=600)
     assert first.returncode == 0, err1[-2000:]
@@ -192,7 +151,7 @@ def test_two_runs_of_one_session_one_computes_the_other_waits_or_refuses(tmp_pat
     assert b["analyze"]["computed"] == 0 and b["analyze"]["reused"] == a["analyze"]["chunks"]
     assert b["lease_wait_s"] > 0 and b["collect"]["status"] == "reused"
     # What the two wrote together is what one run alone writes.
-    alone = subprocess.run(_run_args(tmp_path / "alone"), env=env, capture_output=True, text=True, timeout=600)
+    alone = subprocess.run(synthetic_run(tmp_path / "alone"), env=env, capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stderr[-2000:]
     signals = [
         pl.read_parquet(r / "signals" / "date=2026-01-07" / "signals.parquet") for r in (root, tmp_path / "alone")
@@ -209,7 +168,7 @@ def test_a_killed_cli_leaves_no_server_and_the_next_run_reports_it(tmp_path: Pat
     root = tmp_path / "root"
     manifest = root / "runs" / "date=2026-01-07" / "manifest.json"
     proc = subprocess.Popen(
-        _run_args(root), env=newcomer_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        synthetic_run(root), env=newcomer_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
     def server_pids() -> list[int]:
@@ -230,7 +189,7 @@ def test_a_killed_cli_leaves_no_server_and_the_next_run_reports_it(tmp_path: Pat
         "the orphaned Prefect server to stop",
     )
 
-    again = subprocess.run(_run_args(root), env=newcomer_env(tmp_path), capture_output=True, text=True, timeout=600)
+    again = subprocess.run(synthetic_run(root), env=newcomer_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     run = json.loads(again.stdout)["runs"][0]
     assert run["status"] == "complete" and run["previous_run"]["status"] == "killed"

@@ -12,35 +12,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import CLI
+from conftest import synthetic_run
 
 pytestmark = pytest.mark.slow  # CLI subprocesses with a process pool
 
 DAY = "2026-01-07"
-
-
-def _args(root: Path, posts: int, chunk_size: int) -> list[str]:
-    return [
-        *CLI,
-        "run",
-        "--date",
-        DAY,
-        "--source",
-        "synthetic",
-        "--synthetic-posts",
-        str(posts),
-        "--model",
-        "embedded",
-        "--engine",
-        "torch-fp32",
-        "--workers",
-        "2",
-        "--chunk-size",
-        str(chunk_size),
-        "--data-root",
-        str(root),
-        "--json",
-    ]
 
 
 def _claim_pid(claims: Path, chunk: int, not_in: set[int], proc: subprocess.Popen[str], timeout: float = 300) -> int:
@@ -61,7 +37,13 @@ def _claim_pid(claims: Path, chunk: int, not_in: set[int], proc: subprocess.Pope
 def test_a_killed_worker_costs_a_retry_not_the_run(tmp_path: Path, prefect_server: str) -> None:
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
     root = tmp_path / "root"
-    proc = subprocess.Popen(_args(root, 6000, 600), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        synthetic_run(root, posts=6000, chunk_size=600, workers=2),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     victim = _claim_pid(root / "runs" / f"date={DAY}" / "claims", 2, set(), proc)
     os.kill(victim, signal.SIGKILL)  # what the OOM killer does
     out, err = proc.communicate(timeout=600)
@@ -83,7 +65,13 @@ def test_a_chunk_that_keeps_killing_its_workers_fails_the_run_by_name(tmp_path: 
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
     root = tmp_path / "root"
     claims = root / "runs" / f"date={DAY}" / "claims"
-    proc = subprocess.Popen(_args(root, 6000, 600), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        synthetic_run(root, posts=6000, chunk_size=600, workers=2),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killed: set[int] = set()
     for _ in range(2):
         pid = _claim_pid(claims, 3, killed, proc)

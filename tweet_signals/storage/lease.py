@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tweet_signals.processes import pid_alive
 from tweet_signals.storage.files import AnyPath, is_local
 
 TTL_S = 120.0  # a holder that stops renewing is presumed dead after this long
@@ -68,20 +69,10 @@ class Holder:
         return f"run {self.run_id} on host {self.host} (pid {self.pid}, started at {self.started_at})"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def holder_is_dead(record: dict[str, Any], now: datetime | None = None) -> bool:
     """A lease whose holder is gone: its process on this host no longer exists, or it expired."""
     now = now or datetime.now(UTC)
-    if record.get("host") == socket.gethostname() and not _pid_alive(int(record.get("pid", -1))):
+    if record.get("host") == socket.gethostname() and not pid_alive(int(record.get("pid", -1))):
         return True
     try:
         return datetime.fromisoformat(record["expires_at"]) < now
