@@ -25,11 +25,11 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
+from flows.progress import say
 from tasks.analyze import analyze_chunk_task
 from tweet_signals.processes import pid_alive
 from tweet_signals.stages.analyze import ChunkDescriptor, read_claim
 
-PROGRESS = logging.getLogger("tweet_signals.progress")
 # Deaths of workers holding the same chunk before the run gives up on it: one death is bad luck
 # (another process's memory spike, an operator), two in a row mean the chunk itself kills them.
 MAX_DEATHS_PER_CHUNK = 2
@@ -57,7 +57,6 @@ class ChunkPool:
         self.make_runner = make_runner
         self.runner: Any = None
         self.rebuilds = 0
-        self.last_exits: dict[int, int | None] = {}
         self.processes: dict[int, Any] = {}  # every pool process seen, by pid (kept after the pool drops them)
 
     def __enter__(self) -> ChunkPool:
@@ -84,7 +83,8 @@ class ChunkPool:
             time.sleep(0.05)
         return {pid: proc.exitcode for pid, proc in self.processes.items()}
 
-    def rebuild(self) -> None:
+    def rebuild(self) -> dict[int, int | None]:
+        """A fresh runner in place of the broken one; how the old one's processes ended, by pid."""
         exits = self.worker_exits()
         self.processes = {}
         # A worker killed while writing to one of the pool's queues dies holding the queue's
@@ -98,7 +98,7 @@ class ChunkPool:
         self.__exit__()
         self.__enter__()
         self.rebuilds += 1
-        self.last_exits = exits
+        return exits
 
 
 def _exit_text(code: int | None) -> str:
@@ -197,19 +197,16 @@ def run_chunks(descs: list[ChunkDescriptor], pool: ChunkPool, retries: int, arti
             rate = computed_rows / max(time.perf_counter() - started, 1e-9)
             message = f"{desc.run_date}: analyze {done}/{len(descs)} chunks, {rate:.0f} tweets/s"
             update_progress_artifact(artifact, 100.0 * done / len(descs), description=message)
-            logger.info(message)
-            PROGRESS.info(message)
+            say(logger, message)
         if not unfinished:
             break
-        pool.rebuild()
-        deaths = diagnose(unfinished, pool.last_exits)
+        deaths = diagnose(unfinished, pool.rebuild())
         run.deaths += deaths
         for death in deaths:
             if death.chunk is not None:
                 deaths_per_chunk[death.chunk] += 1
             message = f"{descs[0].run_date}: {death.describe()}; {len(unfinished)} unfinished chunk(s) go to a new pool"
-            logger.warning(message)
-            PROGRESS.warning(message)
+            say(logger, message, logging.WARNING)
         given_up = {c for c, n in deaths_per_chunk.items() if n >= MAX_DEATHS_PER_CHUNK}
         for chunk in sorted(given_up - set(run.failures)):
             last = [d for d in run.deaths if d.chunk == chunk][-1]

@@ -24,6 +24,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows.chunks import ChunkPool, run_chunks
 from flows.parameters import effective_params
+from flows.progress import say
 from tasks.analyze import start_worker_task
 from tasks.collect import collect
 from tasks.dedupe import dedupe
@@ -52,8 +53,6 @@ from tweet_signals.storage import (
     write_json_atomic,
 )
 from tweet_signals.storage.lease import Holder, SessionBusyError, SessionLease
-
-PROGRESS = logging.getLogger("tweet_signals.progress")
 
 
 def run_name() -> str:
@@ -119,7 +118,7 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
     try:
         lease.acquire(
             params.busy_wait_s if params.on_busy == "wait" else 0,
-            on_wait=lambda holder: _say(
+            on_wait=lambda holder: say(
                 logger,
                 f"{run_date}: waiting for the run already processing it ({holder.get('run_id')} "
                 f"on {holder.get('host')}, pid {holder.get('pid')}, started {holder.get('started_at')})",
@@ -140,12 +139,6 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
         lease.release()
 
 
-def _say(logger: Any, message: str, level: int = logging.INFO) -> None:
-    """To the run log (UI) and to the CLI's progress lines."""
-    logger.log(level, message)
-    PROGRESS.log(level, message)
-
-
 def _process_session(
     params: SignalsParams, run_date: date, storage: Storage, lease: SessionLease
 ) -> dict[str, Any] | State:
@@ -163,7 +156,7 @@ def _process_session(
         # We hold the lease, so the run that wrote "running" is not writing any more: it was killed.
         dead = previous.get("run") or {}
         manifest["previous_run"] = {"status": "killed", **dead}
-        _say(
+        say(
             get_run_logger(),
             f"{run_date}: the previous run ({dead.get('run_id', 'unknown')}, pid {dead.get('pid', '?')} on "
             f"{dead.get('host', '?')}, started {dead.get('started_at', '?')}) never finished: it was killed; "

@@ -34,16 +34,16 @@ def _claim_pid(claims: Path, chunk: int, not_in: set[int], proc: subprocess.Pope
     raise AssertionError(f"no new worker claimed chunk {chunk}: {proc.poll()}")
 
 
-def test_a_killed_worker_costs_a_retry_not_the_run(tmp_path: Path, prefect_server: str) -> None:
+def _start_run(root: Path, prefect_server: str) -> subprocess.Popen[str]:
+    """A CLI run of 10 chunks on two pool workers, in the background."""
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    args = synthetic_run(root, posts=6000, chunk_size=600, workers=2)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_worker_costs_a_retry_not_the_run(tmp_path: Path, prefect_server: str) -> None:
     root = tmp_path / "root"
-    proc = subprocess.Popen(
-        synthetic_run(root, posts=6000, chunk_size=600, workers=2),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_run(root, prefect_server)
     victim = _claim_pid(root / "runs" / f"date={DAY}" / "claims", 2, set(), proc)
     os.kill(victim, signal.SIGKILL)  # what the OOM killer does
     out, err = proc.communicate(timeout=600)
@@ -62,16 +62,9 @@ def test_a_killed_worker_costs_a_retry_not_the_run(tmp_path: Path, prefect_serve
 
 
 def test_a_chunk_that_keeps_killing_its_workers_fails_the_run_by_name(tmp_path: Path, prefect_server: str) -> None:
-    env = {**os.environ, "PREFECT_API_URL": prefect_server}
     root = tmp_path / "root"
     claims = root / "runs" / f"date={DAY}" / "claims"
-    proc = subprocess.Popen(
-        synthetic_run(root, posts=6000, chunk_size=600, workers=2),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_run(root, prefect_server)
     killed: set[int] = set()
     for _ in range(2):
         pid = _claim_pid(claims, 3, killed, proc)

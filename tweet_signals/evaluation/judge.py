@@ -37,34 +37,27 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
     """Judge ``signals`` of ``symbol`` against the closes in ``settings.prices_path`` (next-session
     returns, no look-ahead); write the HTML report and its data under ``settings.out_dir``; return
     the summary."""
-    prices_path, price_columns, out_dir, exchange = (
-        settings.prices_path,
-        settings.price_columns,
-        settings.out_dir,
-        settings.exchange,
-    )
-    threshold, cost_bps, min_sessions, window = (
-        settings.threshold,
-        settings.cost_bps,
-        settings.min_sessions,
-        settings.window,
-    )
-    mapping = {"date": "Date", "close": "Close", **parse_column_map(price_columns)}
-    prices = load_prices(Path(prices_path), mapping["date"], mapping["close"])
-    history = rolling_features(with_empty_sessions(signals, symbol, exchange), window)
-    target = location(out_dir)
+    mapping = {"date": "Date", "close": "Close", **parse_column_map(settings.price_columns)}
+    prices = load_prices(Path(settings.prices_path), mapping["date"], mapping["close"])
+    history = rolling_features(with_empty_sessions(signals, symbol, settings.exchange), settings.window)
+    target = location(settings.out_dir)
     # Reports are written on a local disk; for an object-store target they are uploaded after.
     out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
     out.mkdir(parents=True, exist_ok=True)
     history.write_parquet(out / "signal_history.parquet")
     aligned = align_next_return(history, prices, settings.signal_column, settings.min_posts, keep_gaps=True)
     evaluation = evaluate_signal(
-        aligned, threshold, cost_bps, min_sessions, z_window=window, signal_column=settings.signal_column
+        aligned,
+        settings.threshold,
+        settings.cost_bps,
+        settings.min_sessions,
+        z_window=settings.window,
+        signal_column=settings.signal_column,
     )
     context = {
         "symbol": symbol,
-        "exchange": exchange,
-        "prices": Path(prices_path).name,
+        "exchange": settings.exchange,
+        "prices": Path(settings.prices_path).name,
         "signal column": settings.signal_column,
         "sessions with posts": int(history.filter(pl.col("n_posts") > 0).height),
         f"sessions with fewer than {settings.min_posts} posts (left out)": int(

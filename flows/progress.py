@@ -1,0 +1,15 @@
+"""What a run says to people: the Prefect run log (the UI) and the CLI's progress lines alike."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+# The CLI prints this logger's records (``cli.common.quiet_prefect``), whatever Prefect's log level.
+PROGRESS = logging.getLogger("tweet_signals.progress")
+
+
+def say(logger: Any, message: str, level: int = logging.INFO) -> None:
+    """``message`` to the run log and to the CLI's progress lines."""
+    logger.log(level, message)
+    PROGRESS.log(level, message)
