@@ -1,4 +1,4 @@
-"""Evaluate a symbol's signal against daily closes and write the report (a Prefect flow)."""
+"""Evaluate a symbol's signal, or a panel of symbols, against daily closes and write the report (Prefect flows)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 from prefect import flow
 from prefect.states import Failed, State
 
-from tasks.evaluate import evaluate_task
-from tweet_signals.api import signals_from_file
-from tweet_signals.evaluation.history import stored_signals
+from tasks.evaluate import evaluate_panel_task, evaluate_task
+from tweet_signals.api import panel_signals_from_file, signals_from_file
+from tweet_signals.evaluation.history import stored_panel_signals, stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
+from tweet_signals.evaluation.panel import PanelSettings, load_price_panel, parse_horizons
 from tweet_signals.storage import Storage, location
 
 BAD_INPUT = "bad input"  # how the flow's message starts when the input, not the code, is at fault
@@ -45,7 +46,18 @@ def evaluate_signals(
     symbol = symbol.upper()
     try:
         if input:
-            signals = signals_from_file(Path(input), columns, symbol, model, exchange, naive_tz, date_only, workers)
+            cache = location(data_root or ".") / "cache" / "scored"
+            signals = signals_from_file(
+                Path(input),
+                columns,
+                symbol,
+                model,
+                exchange,
+                naive_tz,
+                date_only,
+                workers,
+                cache if isinstance(cache, Path) else None,
+            )
         elif data_root:
             signals = stored_signals(Storage.at(data_root), symbol, until)
         else:
@@ -57,3 +69,76 @@ def evaluate_signals(
         prices, target, price_columns, exchange, threshold, cost_bps, min_sessions, window, signal_column, min_posts
     )
     return evaluate_task(signals, symbol, settings)
+
+
+@flow(name="evaluate-panel")
+def evaluate_panel_signals(
+    prices_dir: str,
+    data_root: str | None = "data",
+    input: str | None = None,
+    columns: str | None = None,
+    model: str = "embedded",
+    exchange: str = "NSE",
+    out_dir: str | None = None,
+    horizons: str = "1,5,10,20",
+    quantiles: int = 5,
+    benchmark: str | None = None,
+    symbol_column: str | None = None,
+    split: date | None = None,
+    close_column: str | None = None,
+    threshold: float = 0.0,
+    cost_bps: float = 5.0,
+    min_sessions: int = 20,
+    window: int = 20,
+    signal_column: str = "weighted_score",
+    min_posts: int = 5,
+    min_symbols: int = 5,
+    naive_tz: str | None = None,
+    date_only: str = "quarantine",
+    workers: int = 1,
+) -> dict[str, Any] | State:
+    """Every symbol with posts and a price file in ``prices_dir``, judged at once: rank IC by
+    horizon, quantile returns, turnover, per-symbol figures, optionally split in and out of
+    sample. Scored posts are cached under ``data_root`` per model revision. Bad input ends the
+    run Failed with one message (no traceback)."""
+    try:
+        settings = PanelSettings(
+            horizons=parse_horizons(horizons),
+            quantiles=quantiles,
+            min_posts=min_posts,
+            min_symbols=min_symbols,
+            signal_column=signal_column,
+            window=window,
+            threshold=threshold,
+            cost_bps=cost_bps,
+            min_sessions=min_sessions,
+            benchmark=benchmark.upper() if benchmark else None,
+            split=split,
+        )
+        if quantiles < 2:
+            raise ValueError(f"--quantiles {quantiles}: need at least 2 groups")
+        if min_symbols < quantiles:
+            raise ValueError(f"--min-symbols {min_symbols} is below --quantiles {quantiles}: a quantile would be empty")
+        symbols = [s for s in load_price_panel(Path(prices_dir), close_column) if s != settings.benchmark]
+        cache = location(data_root or ".") / "cache" / "scored"
+        if input:
+            signals = panel_signals_from_file(
+                Path(input),
+                columns,
+                symbols,
+                model,
+                exchange,
+                naive_tz,
+                date_only,
+                workers,
+                cache if isinstance(cache, Path) else None,
+                symbol_column,
+            )
+        elif data_root:
+            signals = stored_panel_signals(Storage.at(data_root))
+        else:
+            raise ValueError("give data_root (stored signals) or input (a posts file)")
+        target = out_dir or str(location(data_root or ".") / "reports" / "panel")
+        return evaluate_panel_task(signals, prices_dir, target, settings, close_column)
+    except (ValueError, OSError) as exc:
+        return Failed(message=f"{BAD_INPUT}: {exc}")

@@ -8,7 +8,8 @@ import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tweet_signals.evaluation.judge import EvaluationSettings, evaluate_signal_history
+from tweet_signals.evaluation.judge import EvaluationSettings, evaluate_signal_history, evaluate_signal_panel
+from tweet_signals.evaluation.panel import PanelSettings
 from tweet_signals.storage import link, location
 
 
@@ -20,5 +21,20 @@ def evaluate_task(signals: pl.DataFrame, symbol: str, settings: EvaluationSettin
         f"# Signal evaluation: {symbol}\n\n{result['verdict']}\n\nReport: [{report.name}]({link(report)})",
         key=f"evaluation-{symbol.lower()}",
         description="signal vs prices",
+    )
+    return result
+
+
+@task(name="evaluate-panel")
+def evaluate_panel_task(
+    signals: pl.DataFrame, prices_dir: str, out_dir: str, settings: PanelSettings, close_column: str | None
+) -> dict[str, Any]:
+    result = evaluate_signal_panel(signals, prices_dir, out_dir, settings, close_column)
+    report = location(result["report"])
+    create_markdown_artifact(
+        f"# Panel evaluation: {result['n_symbols']} symbols\n\n{result['verdict']}\n\n"
+        f"Report: [{report.name}]({link(report)})",
+        key="evaluation-panel",
+        description="signal vs prices, many symbols",
     )
     return result

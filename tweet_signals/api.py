@@ -153,29 +153,50 @@ def signals_from_posts(
     return pl.concat(parts).sort("session", "symbol") if parts else pl.DataFrame()
 
 
-def signals_from_file(
+def scored_posts_from_file(
     path: Path,
     columns: str | None,
-    symbol: str,
     model: str,
     exchange: str,
     naive_tz: str | None = None,
     date_only: str = "quarantine",
     workers: int = 1,
+    cache_dir: Path | None = None,
 ) -> pl.DataFrame:
-    """Read, dedupe and analyze a whole posts file; signals per session for ``symbol``.
+    """Read, dedupe and analyze a whole posts file (without the ``symbols`` column: that depends on
+    which symbols are asked for). With ``cache_dir``, the result is kept there, keyed by the
+    file's content, the reading options and the model revision, so each post is scored once per
+    model revision however many evaluations read the file.
 
     ``naive_tz``: the zone of timestamps without one. ``date_only="next-session"``: a post with a
     date and no time counts for the session after that date (it cannot look ahead of any close);
     by default such posts are quarantined. A file with no usable post raises ``ValueError``
     saying why its records were refused."""
+    import hashlib
+    import json
+
     from tweet_signals.market.sessions import calendar
-    from tweet_signals.market.symbols import alias_map
-    from tweet_signals.sources.files import parse_column_map, read_posts
+    from tweet_signals.model.loader import model_revision
+    from tweet_signals.sources.files import input_files, parse_column_map, read_posts
     from tweet_signals.stages.dedupe import dedupe_posts
+    from tweet_signals.storage import sha256_file
 
     if date_only not in ("quarantine", "next-session"):
         raise ValueError(f"--date-only {date_only!r}: use quarantine or next-session")
+    cached: Path | None = None
+    if cache_dir is not None:
+        identity = {
+            "files": [sha256_file(f) for f in input_files(path)],
+            "columns": columns,
+            "naive_tz": naive_tz,
+            "date_only": date_only,
+            "exchange": exchange,
+            "model": model_revision(model),
+        }
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        cached = cache_dir / f"scored-{key}.parquet"
+        if cached.is_file():
+            return pl.read_parquet(cached)
     date_only_tz = str(calendar(exchange).tz) if date_only == "next-session" else None
     read = read_posts(path, parse_column_map(columns), naive_tz=naive_tz, date_only_tz=date_only_tz)
     if read.posts.is_empty():
@@ -188,6 +209,88 @@ def signals_from_file(
         advice = "; ".join(hint for reason, hint in hints.items() if reason in why)
         message = f"no usable posts in {path}: {read.quarantine.height} quarantined ({why})"
         raise ValueError(message + (f"; {advice}" if advice else ""))
-    clean, _ = dedupe_posts(read.posts, alias_map([symbol]))
-    analyzed = analyze_posts(clean, model=model, workers=workers)
-    return signals_from_posts(analyzed, [symbol], exchange=exchange)
+    clean, _ = dedupe_posts(read.posts, {})
+    analyzed = analyze_posts(clean.drop("symbols"), model=model, workers=workers)
+    if cached is not None:
+        write_parquet_atomic(analyzed, cached)
+    return analyzed
+
+
+def signals_from_file(
+    path: Path,
+    columns: str | None,
+    symbol: str,
+    model: str,
+    exchange: str,
+    naive_tz: str | None = None,
+    date_only: str = "quarantine",
+    workers: int = 1,
+    cache_dir: Path | None = None,
+) -> pl.DataFrame:
+    """Signals per session for ``symbol`` from a whole posts file (see ``scored_posts_from_file``)."""
+    posts = scored_posts_from_file(path, columns, model, exchange, naive_tz, date_only, workers, cache_dir)
+    return signals_from_posts(posts, [symbol], exchange=exchange)
+
+
+def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFrame:
+    """(id, symbol) from the posts file's own ticker column, for posts that carry one; ``$aapl``
+    and ``#AAPL`` both become ``AAPL``, as price files are named."""
+    from tweet_signals.sources.files import input_files
+
+    frames = []
+    for file in input_files(path):
+        suffix = file.suffix.lower()
+        if suffix == ".parquet":
+            frame = pl.read_parquet(file)
+        elif suffix in (".jsonl", ".ndjson", ".json"):
+            frame = pl.read_ndjson(file, infer_schema_length=None)
+        else:
+            head = file.open(encoding="utf-8", errors="replace").readline()
+            frame = pl.read_csv(
+                file, separator=";" if head.count(";") > head.count(",") else ",", infer_schema_length=0
+            )
+        missing = {column, id_column} - set(frame.columns)
+        if missing:
+            raise ValueError(
+                f"{file}: no column(s) {sorted(missing)} for --symbol-column (the posts need an id to match by); "
+                f"it has {frame.columns}"
+            )
+        frames.append(
+            frame.select(pl.col(id_column).cast(pl.String).alias("id"), pl.col(column).cast(pl.String).alias("symbol"))
+        )
+    out = pl.concat(frames).drop_nulls().unique("id", keep="first")
+    return out.with_columns(pl.col("symbol").str.strip_chars().str.strip_chars_start("$#").str.to_uppercase())
+
+
+def panel_signals_from_file(
+    path: Path,
+    columns: str | None,
+    symbols: Sequence[str],
+    model: str,
+    exchange: str,
+    naive_tz: str | None = None,
+    date_only: str = "quarantine",
+    workers: int = 1,
+    cache_dir: Path | None = None,
+    symbol_column: str | None = None,
+) -> pl.DataFrame:
+    """Signals per (symbol, session) for ``symbols`` from a whole posts file. With
+    ``symbol_column`` each post belongs to the ticker in that column (bare words like V or KO in
+    the text then match nothing); otherwise symbols come from the text as in the pipeline."""
+    from tweet_signals.sources.files import parse_column_map
+
+    posts = scored_posts_from_file(path, columns, model, exchange, naive_tz, date_only, workers, cache_dir)
+    if symbol_column:
+        id_column = parse_column_map(columns).get("id", "id")
+        tickers = ticker_column(path, symbol_column, id_column)
+        posts = (
+            posts.join(tickers, on="id", how="left")
+            .with_columns(
+                pl.when(pl.col("symbol").is_in(list(symbols)))
+                .then(pl.concat_list("symbol"))
+                .otherwise(pl.lit([], dtype=pl.List(pl.String)))
+                .alias("symbols")
+            )
+            .drop("symbol")
+        )
+    return signals_from_posts(posts, symbols, exchange=exchange)

@@ -15,7 +15,11 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 
 def evaluate(
-    prices: Annotated[Path, typer.Option(help="Daily closes CSV")],
+    prices: Annotated[Path | None, typer.Option(help="Daily closes CSV of --symbol (one series)")] = None,
+    prices_dir: Annotated[
+        Path | None,
+        typer.Option(help="Panel mode: a folder of <SYMBOL>.csv (Date, Adj Close or Close); every symbol with posts"),
+    ] = None,
     symbol: Annotated[str, typer.Option(help="Symbol to judge (ALL: every post)")] = "NIFTY",
     data_root: DataRoot = "data",
     input: Annotated[
@@ -41,16 +45,74 @@ def evaluate(
         str, typer.Option(help="--input posts with a date and no time: quarantine, or next-session (no look-ahead)")
     ] = "quarantine",
     workers: Annotated[int, typer.Option(help="Analyzer worker processes for --input")] = 1,
+    horizons: Annotated[str, typer.Option(help="Panel: forward-return horizons in sessions")] = "1,5,10,20",
+    quantiles: Annotated[int, typer.Option(help="Panel: signal quantiles per session (5: quintiles)")] = 5,
+    benchmark: Annotated[
+        str | None, typer.Option(help="Panel: the index's symbol in --prices-dir; returns become market-relative")
+    ] = None,
+    symbol_column: Annotated[
+        str | None, typer.Option(help="Panel: the posts' own ticker column (else symbols come from the text)")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Panel: YYYY-MM-DD; fit on sessions before it, report both parts side by side")
+    ] = None,
+    min_symbols: Annotated[int, typer.Option(help="Panel: symbols a session needs to enter the cross-section")] = 5,
     as_json: JsonOut = False,
     verbose: bool = False,
 ) -> None:
     """Judge a signal against next-session returns (no look-ahead) and write an HTML report."""
     quiet_prefect(verbose)
-    from flows.evaluate import BAD_INPUT, evaluate_signals
+    from flows.evaluate import BAD_INPUT, evaluate_panel_signals, evaluate_signals
     from tweet_signals.storage import Storage
 
+    if (prices is None) == (prices_dir is None):
+        fail("give --prices FILE (one symbol) or --prices-dir FOLDER (every symbol with a price file), not both")
     if input is None and not Storage.at(data_root).partitions("signals", "signals.parquet"):
         fail(f"no stored signals under {data_root}/signals; run the pipeline first or give --input")
+    if prices_dir is not None:
+        from datetime import date
+
+        try:
+            split_date = date.fromisoformat(split) if split else None
+        except ValueError:
+            fail(f"--split {split!r}: give a date as YYYY-MM-DD", 2)
+        ok, result, message = run_flow(
+            evaluate_panel_signals,
+            str(prices_dir),
+            data_root,
+            input,
+            columns,
+            model,
+            exchange,
+            out,
+            horizons,
+            quantiles,
+            benchmark,
+            symbol_column,
+            split_date,
+            None,
+            threshold,
+            cost_bps,
+            min_sessions,
+            window,
+            signal_column,
+            min_posts,
+            min_symbols,
+            naive_tz,
+            date_only,
+            workers,
+        )
+        if not ok:
+            fail(message, 2 if message.startswith(BAD_INPUT) else 1)
+        if as_json:
+            write_json(result)
+            return
+        Console(width=130).print(
+            f"[bold]{result['n_symbols']} symbols[/]: {result['verdict']}\nreport: {result['report']}"
+        )
+        return
+    if split is not None:
+        fail("--split needs --prices-dir (panel mode)", 2)
     ok, result, message = run_flow(
         evaluate_signals,
         str(prices),

@@ -32,3 +32,9 @@ def with_empty_sessions(signals: pl.DataFrame, symbol: str, exchange: str) -> pl
     return out.with_columns(pl.col("n_posts", "n_bullish", "n_bearish", "n_neutral").fill_null(0)).select(
         list(SIGNALS_SCHEMA)
     )
+
+
+def stored_panel_signals(storage: Storage, until: date | None = None) -> pl.DataFrame:
+    """Every symbol's signals from every stored session (up to ``until``)."""
+    frames = [pl.read_parquet(uri(path)) for _, path in storage.partitions("signals", "signals.parquet", until)]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=SIGNALS_SCHEMA)

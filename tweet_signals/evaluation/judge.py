@@ -1,7 +1,10 @@
-"""Judge a symbol's signal history against daily closes and write the report (no Prefect here)."""
+"""Judge a symbol's signal history, or a panel of symbols, against daily closes; write the report.
+
+No Prefect here: the flows and tasks call these functions."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +13,8 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.evaluation.history import with_empty_sessions
+from tweet_signals.evaluation.panel import PanelSettings, evaluate_panel, forward_returns, json_ready, load_price_panel
+from tweet_signals.evaluation.panel_report import write_panel_report
 from tweet_signals.evaluation.report import write_report
 from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
 from tweet_signals.sources.files import parse_column_map
@@ -77,3 +82,45 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
     summary.get("strategy", {}).pop("equity", None)
     summary.get("strategy", {}).pop("buy_and_hold", None)
     return {"report": str(report), "symbol": symbol, **summary}
+
+
+def evaluate_signal_panel(
+    signals: pl.DataFrame, prices_dir: str, out_dir: str, settings: PanelSettings, close_column: str | None = None
+) -> dict[str, Any]:
+    """Judge every symbol present in both ``signals`` and ``prices_dir`` at once (see ``panel``);
+    write the tear sheet and its data under ``out_dir``; return the summary (JSON-ready)."""
+    panel = load_price_panel(Path(prices_dir), close_column)
+    wanted = set(signals["symbol"].unique().to_list()) if signals.height else set()
+    if settings.benchmark:
+        wanted.add(settings.benchmark)
+    present = {s: p for s, p in panel.items() if s in wanted}
+    if not (present.keys() - {settings.benchmark}):
+        raise ValueError(
+            f"no symbol has both posts and a price file: prices for {', '.join(sorted(panel)[:10])}"
+            f"{' …' if len(panel) > 10 else ''}; posts for {', '.join(sorted(wanted)[:10]) or 'none'}"
+        )
+    returns = forward_returns(present, settings.horizons, settings.benchmark)
+    result = evaluate_panel(signals, returns, settings)
+    target = location(out_dir)
+    out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
+    out.mkdir(parents=True, exist_ok=True)
+    result["_frame"].write_parquet(out / "panel.parquet")
+    context = {
+        "prices": prices_dir,
+        "symbols with prices": len(panel),
+        "symbols with posts and prices": result["n_symbols"],
+        "first session": str(result["_frame"]["session"].min()),
+        "last session": str(result["_frame"]["session"].max()),
+        "model": str(signals["model_id"].drop_nulls().first())
+        if "model_id" in signals.columns and signals.height
+        else "-",
+    }
+    report: AnyPath = write_panel_report(out, result, context)
+    summary = json_ready({k: v for k, v in result.items() if not k.startswith("_")})
+    (out / "evaluation.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if not isinstance(target, Path):
+        for produced in sorted(out.rglob("*")):
+            if produced.is_file():
+                publish(produced, target / produced.relative_to(out).as_posix())
+        report = target / report.name
+    return {"report": str(report), **summary}

@@ -138,7 +138,8 @@ table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 8px;te
 <h2>What this shows and what it does not</h2>
 <p>The signal of session t uses only posts that count for t (posts after the close roll to t+1) and is
 compared with the return from close t to close t+1; nothing later enters it. Confidence intervals come from
-{2000} bootstrap resamples of sessions (500 per lag), which ignore autocorrelation. A significant result in one
+a stationary block bootstrap (2,000 resamples, 500 per lag; blocks of about n^(1/3) sessions, so autocorrelation
+widens them), and the lead-lag claim is Holm-adjusted over its lags. A significant result in one
 sample of {evaluation.n} sessions is evidence, not proof of a tradable edge; an insignificant one does not prove
 the signal useless, only that this sample cannot tell.</p>
 </body></html>"""

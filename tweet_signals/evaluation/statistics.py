@@ -147,12 +147,12 @@ class Evaluation:
 
 
 def _bootstrap_ci(x: np.ndarray, y: np.ndarray, fn: Any, seed: int, n_boot: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(x), len(x))
-        if np.std(x[idx]) > 0 and np.std(y[idx]) > 0:
-            values.append(fn(x[idx], y[idx]))
+    """95% interval of ``fn(x, y)`` from a stationary block bootstrap (``arch``): blocks of about
+    n^(1/3) sessions keep the series' autocorrelation, which resampling single sessions ignores."""
+    from arch.bootstrap import StationaryBootstrap
+
+    boot = StationaryBootstrap(max(2.0, len(x) ** (1 / 3)), x, y, seed=np.random.default_rng(seed))
+    values = [fn(a, b) for (a, b), _ in boot.bootstrap(n_boot) if np.std(a) > 0 and np.std(b) > 0]
     if not values:
         return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
@@ -204,6 +204,11 @@ def lead_lag(signal: np.ndarray, same_day_returns: np.ndarray, seed: int = 7) ->
                 "n": len(x),
             }
         )
+    if out:  # eleven lags are eleven tests: Holm's adjustment keeps the family's error at 5%
+        from statsmodels.stats.multitest import multipletests
+
+        for row, adjusted in zip(out, multipletests([r["p_value"] for r in out], method="holm")[1], strict=True):
+            row["p_holm"] = float(adjusted)
     return out
 
 
@@ -358,9 +363,10 @@ def _verdict(e: Evaluation) -> str:
         parts.append("The signal is inversely related to next-session returns in this sample (a contrarian signal).")
     else:
         parts.append("No evidence that the signal predicts next-session returns in this sample.")
-    if best is not None and best["lag"] <= 0 and best["p_value"] < 0.05:
+    if best is not None and best["lag"] <= 0 and best.get("p_holm", best["p_value"]) < 0.05:
         parts.append(
-            f"The strongest link is at lag {best['lag']:+d} (ρ = {best['spearman']:+.3f}): "
+            f"The strongest link is at lag {best['lag']:+d} (ρ = {best['spearman']:+.3f}, p = "
+            f"{best.get('p_holm', best['p_value']):.3f} after Holm's adjustment over {len(e.lead_lag)} lags): "
             "returns move first and sentiment follows."
         )
     if e.strategy:

@@ -15,6 +15,8 @@ BUILTIN_ALIASES: Mapping[str, tuple[str, ...]] = {
     "SENSEX": ("#bsesensex", "bse sensex"),
     "BANKNIFTY": ("#niftybank", "bank nifty", "nifty bank"),
     "FINNIFTY": ("fin nifty",),
+    # Yahoo's name for the S&P 500 (a price file ``^GSPC.csv``), as traders write it.
+    "^GSPC": ("$spx", "#spx", "$spy", "#sp500", "sp500", "s&p500", "s&p 500"),
 }
 
 _TOKEN = re.compile(r"[#$]?[A-Za-z0-9&_]+")

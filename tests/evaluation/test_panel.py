@@ -1,0 +1,204 @@
+"""Panel evaluation with planted truth: a signal leading returns by k sessions peaks at horizon k
+with its sign, pure noise is flagged about as often as the test level says, and the CLI writes
+the tear sheet and JSON from a multi-symbol posts file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from panel_data import business_days, planted_panel, write_panel_files
+
+from tweet_signals.evaluation.panel import (
+    PanelSettings,
+    evaluate_panel,
+    forward_returns,
+    hac_mean,
+    holm,
+    load_price_panel,
+    panel_frame,
+    parse_horizons,
+    session_ic,
+    turnover,
+    with_quantiles,
+)
+
+HORIZONS = (1, 5, 10, 20)
+
+
+def _evaluate(panel: dict[str, pl.DataFrame], signals: pl.DataFrame, **settings: object) -> dict:
+    options = PanelSettings(**settings)  # type: ignore[arg-type]
+    return evaluate_panel(signals, forward_returns(panel, options.horizons, options.benchmark), options)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_signal_leading_by_k_sessions_peaks_at_horizon_k_with_its_sign(sign: int) -> None:
+    panel, signals = planted_panel(seed=1, lead=5, strength=0.3, sign=sign)
+    result = _evaluate(panel, signals, min_sessions=10**6)  # per-symbol figures are not under test here
+    by_horizon = {r["horizon"]: r for r in result["horizons"]}
+    peak = max(by_horizon.values(), key=lambda r: abs(r["ic_mean"]))
+    assert peak["horizon"] == 5
+    assert np.sign(peak["ic_mean"]) == sign and peak["p_holm"] < 0.001
+    assert abs(by_horizon[1]["ic_mean"]) < abs(peak["ic_mean"]) / 3  # the next session carries nothing planted
+    spread = next(q for q in result["quantile_returns"] if q["horizon"] == 5)
+    assert np.sign(spread["spread_mean"]) == sign  # top-minus-bottom agrees with the IC
+    assert "horizon 5" in result["verdict"]
+
+
+def test_pure_noise_is_flagged_at_about_the_test_level() -> None:
+    flagged = 0
+    for seed in range(20):
+        panel, signals = planted_panel(seed=100 + seed, lead=0, strength=0.0, n_symbols=20, n_sessions=200)
+        result = _evaluate(panel, signals, min_sessions=10**6)
+        significant = any(r["p_holm"] < 0.05 for r in result["horizons"])
+        assert ("No horizon survives" in result["verdict"]) != significant
+        flagged += significant
+    assert flagged <= 3  # 5% of 20 is 1; three allows the binomial's spread
+
+
+def test_ic_is_the_spearman_correlation_across_symbols_of_each_session() -> None:
+    panel, signals = planted_panel(seed=4, lead=1, strength=0.5, n_symbols=12, n_sessions=40)
+    frame = panel_frame(signals, forward_returns(panel, (1,), None), PanelSettings(horizons=(1,)))
+    ic = session_ic(frame, 1, 5)
+    day = ic["session"][7]
+    rows = frame.filter((pl.col("session") == day) & pl.col("fwd_1").is_not_null())
+    from scipy import stats
+
+    expected = stats.spearmanr(rows["signal"].to_numpy(), rows["fwd_1"].to_numpy()).statistic
+    assert ic.filter(pl.col("session") == day)["ic"][0] == pytest.approx(expected)
+
+
+def test_market_relative_returns_subtract_the_benchmark_over_the_same_sessions() -> None:
+    days = business_days(date(2025, 1, 6), 6)
+    panel = {
+        "A": pl.DataFrame({"session": days, "close": [10.0, 11, 12, 13, 14, 15]}),
+        "IDX": pl.DataFrame({"session": days, "close": [100.0, 100, 110, 110, 110, 121]}),
+    }
+    out = forward_returns(panel, (1, 2), "IDX").sort("session")
+    assert out["symbol"].unique().to_list() == ["A"]
+    assert out["fwd_1"][0] == pytest.approx(11 / 10 - 1 - 0.0)
+    assert out["fwd_2"][0] == pytest.approx(12 / 10 - 1 - 0.10)
+    with pytest.raises(ValueError, match="--benchmark SPY"):
+        forward_returns(panel, (1,), "SPY")
+
+
+def test_quantiles_split_each_session_evenly_and_a_stable_ranking_has_no_turnover() -> None:
+    days = business_days(date(2025, 1, 6), 4)
+    rows = [(d, f"S{i}", 10, float(i), 0.01) for d in days for i in range(10)]
+    frame = pl.DataFrame(rows, schema=["session", "symbol", "n_posts", "signal", "fwd_1"], orient="row")
+    q = with_quantiles(frame, 5, 5)
+    assert q.group_by("session", "quantile").len()["len"].to_list() == [2] * 20
+    assert q.filter(pl.col("symbol") == "S9")["quantile"].unique().to_list() == [5]
+    assert set(turnover(frame, 5, 5).values()) == {0.0}
+    assert with_quantiles(frame.filter(pl.col("symbol").is_in(["S1", "S2"])), 5, 5).height == 0  # too few symbols
+
+
+def test_hac_errors_widen_for_autocorrelated_series_and_holm_adjusts() -> None:
+    rng = np.random.default_rng(0)
+    white = rng.normal(0, 1, 400)
+    persistent = np.convolve(white, np.ones(10) / 10, mode="same")
+    plain_se = persistent.std(ddof=1) / np.sqrt(len(persistent))
+    assert hac_mean(persistent, 10)["se"] > 1.5 * plain_se
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_in_sample_fit_ignores_the_out_of_sample_part() -> None:
+    panel, signals = planted_panel(seed=5, lead=1, strength=0.4, n_symbols=10, n_sessions=160)
+    split = signals["session"].sort()[100]
+    first = _evaluate(panel, signals, split=split)["split"]
+    scrambled = signals.with_columns(
+        pl.when(pl.col("session") >= split)
+        .then(pl.col("weighted_score").shuffle(seed=1))
+        .otherwise(pl.col("weighted_score"))
+        .alias("weighted_score")
+    )
+    second = _evaluate(panel, scrambled, split=split)["split"]
+    assert (first["fitted_threshold"], first["fitted_window"]) == (second["fitted_threshold"], second["fitted_window"])
+    assert first["in_sample"]["horizons"][0]["ic_mean"] == pytest.approx(second["in_sample"]["horizons"][0]["ic_mean"])
+    assert (
+        first["out_of_sample"]["horizons"][0]["ic_mean"] > 0.1 > abs(second["out_of_sample"]["horizons"][0]["ic_mean"])
+    )
+
+
+def test_bad_panel_options_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="positive whole numbers"):
+        parse_horizons("1,five")
+    with pytest.raises(ValueError, match="positive whole numbers"):
+        parse_horizons("0,5")
+    with pytest.raises(ValueError, match="no such folder"):
+        load_price_panel(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"no <SYMBOL>\.csv"):
+        load_price_panel(tmp_path)
+    (tmp_path / "X.csv").write_text("Day,Price\n2025-01-01,3\n")
+    with pytest.raises(ValueError, match="no column"):
+        load_price_panel(tmp_path)
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    from conftest import CLI, newcomer_env
+
+    return subprocess.run(
+        [*CLI, "evaluate", *args], capture_output=True, text=True, env=newcomer_env(tmp_path), timeout=600
+    )
+
+
+@pytest.mark.slow  # CLI subprocesses scoring 2,880 posts with the embedded model
+def test_panel_cli_writes_the_tear_sheet_and_reuses_scored_posts(tmp_path: Path) -> None:
+    prices, posts = write_panel_files(tmp_path)
+    args = [
+        "--prices-dir",
+        str(prices),
+        "--input",
+        str(posts),
+        "--naive-tz",
+        "UTC",
+        "--data-root",
+        str(tmp_path / "data"),
+    ]
+    done = _cli(tmp_path, *args, "--symbol-column", "ticker", "--benchmark", "INDEX", "--split", "2025-04-15", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert {"n_symbols", "n_sessions", "signal_column", "horizons", "quantile_returns", "per_symbol", "verdict"} <= set(
+        out
+    )
+    assert out["n_symbols"] == 8 and out["returns"] == "in excess of INDEX"
+    assert [h["horizon"] for h in out["horizons"]] == [1, 5, 10, 20]
+    assert {"horizon", "ic_mean", "ic_t", "ic_ir", "n_sessions"} <= set(out["horizons"][0])
+    assert {"symbol", "n_sessions", "spearman", "hit_rate", "hit_rate_base"} <= set(out["per_symbol"][0])
+    # The posts' mood is the next session's direction: the model must find it at h = 1.
+    assert out["horizons"][0]["ic_mean"] > 0.5 and out["horizons"][0]["p_holm"] < 0.01
+    assert out["split"]["out_of_sample"]["horizons"][0]["ic_mean"] > 0.5
+    report = Path(out["report"]).read_text(encoding="utf-8")
+    assert report.index('class="verdict"') < report.index("rank IC by horizon") < report.index("Per symbol")
+    cached = sorted((tmp_path / "data" / "cache" / "scored").glob("scored-*.parquet"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    # Symbols from the text this time ($TK0 ...): the same scored posts are reused, not re-scored.
+    again = _cli(tmp_path, *args, "--horizons", "1,3", "--json")
+    assert again.returncode == 0, again.stderr
+    assert [h["horizon"] for h in json.loads(again.stdout)["horizons"]] == [1, 3]
+    assert [p.stat().st_mtime_ns for p in (tmp_path / "data" / "cache" / "scored").glob("scored-*.parquet")] == [stamp]
+
+
+@pytest.mark.slow  # CLI subprocesses
+def test_panel_cli_bad_input_is_one_paragraph_and_exit_2(tmp_path: Path) -> None:
+    prices, posts = write_panel_files(tmp_path, n_symbols=5, n_sessions=5, posts_per_session=1)
+    cases = [
+        (["--prices-dir", str(tmp_path / "nowhere"), "--input", str(posts)], "no such folder"),
+        (["--prices-dir", str(prices), "--input", str(posts), "--horizons", "1,x"], "positive whole numbers"),
+        (["--prices-dir", str(prices), "--input", str(posts), "--split", "April"], "YYYY-MM-DD"),
+        (["--prices-dir", str(prices), "--prices", str(prices / "TK0.csv"), "--input", str(posts)], "not both"),
+        (
+            ["--prices-dir", str(prices), "--input", str(posts), "--naive-tz", "UTC", "--symbol-column", "desk"],
+            "no column",
+        ),
+    ]
+    for args, message in cases:
+        done = _cli(tmp_path, *args, "--data-root", str(tmp_path / "data"))
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr and message in " ".join(done.stderr.split()), (args, done.stderr)
