@@ -263,6 +263,14 @@ def _run_stages(
         "worker_deaths": chunk_run.deaths_as_dicts(),
         "pool_rebuilds": pool.rebuilds,
         "tweets_per_s": round(sum(int(r["rows"]) for r in computed) / timings["analyze"], 1) if computed else None,
+        # The int8 cascade: share of each computed chunk's rows that int8 was unsure of and fp32
+        # re-scored (the rows are in each chunk's entry under "chunks").
+        "rescored_share": {
+            str(r["chunk"]): round(int(r["rescored_rows"]) / max(1, int(r["rows"])), 4)
+            for r in computed
+            if r.get("rescored_rows") is not None
+        }
+        or None,
     }
     manifest.update(
         collect=collected.as_dict(),

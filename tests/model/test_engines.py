@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tweet_signals.model import loader
+from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, choose_margin, top_two_margin
 from tweet_signals.model.engines.selection import ENGINES, engine_candidates
 from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
 from tweet_signals.stages.analyze import calibration_texts, choose_engine
@@ -43,7 +44,8 @@ def test_engine_fidelity_on_embedded_model(engine: str, reference: np.ndarray) -
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_runs_a_hugging_face_model(engine: str, tiny_roberta: Path) -> None:
     reference = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
-    probs = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine=engine)).predict_proba(TEXTS)
+    config = loader.resolve_engine(AnalyzerConfig(model=str(tiny_roberta), engine=engine), lambda: TEXTS)
+    probs = build_analyzer(config).predict_proba(TEXTS)
     tolerance = 1e-4 if engine == "onnx-fp32" else 0.1
     np.testing.assert_allclose(probs, reference, atol=tolerance)
 
@@ -60,10 +62,12 @@ def test_auto_picks_only_an_engine_that_agrees(tmp_path: Path, monkeypatch: pyte
     chosen = choose_engine(AnalyzerConfig(model="embedded", device="cpu")).engine
     assert chosen in engine_candidates("cpu")
     verdicts = {p.name: json.loads(p.read_text()) for p in tmp_path.rglob("fidelity-*.json")}
-    assert verdicts, "the first auto run records its fidelity checks"
-    for name, verdict in verdicts.items():
-        passed = verdict["label_agreement"] >= loader.MIN_AGREEMENT and verdict["max_prob_diff"] <= loader.MAX_PROB_DIFF
-        assert passed == (name == f"fidelity-{chosen}-cpu.json")
+    assert len(verdicts) == len(engine_candidates("cpu")) - 1, "the first auto run records every check"
+    passing = {name: v["texts_per_s"] for name, v in verdicts.items() if loader.passes(v)}
+    if passing:  # the fastest engine that agrees wins
+        assert f"fidelity-{chosen}-cpu.json" == max(passing, key=passing.__getitem__)
+    else:
+        assert chosen == "torch-fp32"
     # A recorded failing verdict keeps an engine out of auto.
     for path in tmp_path.rglob("fidelity-*.json"):
         path.write_text(json.dumps({"label_agreement": 0.5, "max_prob_diff": 0.9, "n": 1}))
@@ -129,3 +133,90 @@ def test_onnx_workers_tokenise_like_transformers_without_importing_torch(model: 
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_auto_picks_the_fastest_passing_engine_from_recorded_verdicts(tiny_roberta: Path) -> None:
+    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
+
+    config = AnalyzerConfig(model=str(tiny_roberta), device="cpu")
+    cache = onnx_cache_dir(tiny_roberta, loader.model_revision(str(tiny_roberta)))
+    cache.mkdir(parents=True, exist_ok=True)
+    recorded = {  # (agreement, max prob diff, speed): int8 fastest but wrong, the cascade next
+        "onnx-int8": (0.97, 0.3, 900.0),
+        CASCADE: (0.998, 0.04, 700.0),
+        "torch-bf16": (0.999, 0.02, 500.0),
+    }
+    for engine in engine_candidates("cpu")[:-1]:
+        agreement, diff, speed = recorded[engine]
+        verdict = {"label_agreement": agreement, "max_prob_diff": diff, "texts_per_s": speed, "n": 96}
+        (cache / f"fidelity-{engine}-cpu.json").write_text(json.dumps(verdict))
+    assert loader.resolve_engine(config, lambda: pytest.fail("verdicts are cached")).engine == CASCADE
+
+
+def test_choose_margin_meets_both_targets_with_the_fewest_rows_rescored() -> None:
+    rng = np.random.default_rng(0)
+    exact = rng.dirichlet([1, 1, 1], 1000)
+    fast = exact.copy()
+    # Ten rows where int8 has no idea (margin 0) and is often wrong; the rest exact.
+    unsure = rng.choice(1000, 10, replace=False)
+    fast[unsure] = 1 / 3
+    assert (fast[unsure].argmax(1) != exact[unsure].argmax(1)).sum() >= 5
+    chosen = choose_margin(fast, exact)
+    assert chosen["label_agreement"] == 1.0 and chosen["max_prob_diff"] == 0.0
+    assert chosen["rescored_share"] == 0.01  # just the ten unsure rows
+    assert 0 < chosen["margin"] <= np.sort(top_two_margin(exact))[10]
+    far = fast.copy()
+    far[:, 0] = np.clip(far[:, 0] + 0.2, 0, 1)  # every row off by more than 0.05: all re-scored
+    assert choose_margin(far, exact)["rescored_share"] == 1.0
+
+
+def test_cascade_rescores_only_unsure_rows_with_their_own_width() -> None:
+    calls: list[tuple[int, int]] = []
+    fast_logits = np.array([[3.0, 0.0, 0.0], [0.1, 0.0, 0.05], [0.0, 0.0, 4.0]])
+
+    def fast(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return fast_logits
+
+    def exact(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        calls.append(ids.shape)
+        return np.array([[-5.0, 5.0, 0.0]] * len(ids))
+
+    cascade = CascadeLogits(fast, exact, margin=0.2)
+    ids = np.array([[5, 6, 7, 8], [5, 6, 0, 0], [5, 6, 7, 0]])
+    mask = (ids > 0).astype(np.int64)
+    out = cascade(ids, mask)
+    assert calls == [(1, 2)]  # the one unsure row, trimmed to its length
+    assert out[1].tolist() == [-5.0, 5.0, 0.0] and out[0].tolist() == [3.0, 0.0, 0.0]
+    assert (cascade.rows, cascade.rescored) == (3, 1)
+
+
+def test_cascade_on_a_model_agrees_with_fp32_where_it_was_calibrated(tiny_roberta: Path) -> None:
+    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
+
+    config = AnalyzerConfig(model=str(tiny_roberta), engine=CASCADE, device="cpu")
+    chosen = loader.calibrate_cascade(config, TEXTS)
+    cache = onnx_cache_dir(tiny_roberta, loader.model_revision(str(tiny_roberta)))
+    assert json.loads((cache / "cascade-margin-cpu.json").read_text())["margin"] == chosen["margin"]
+    analyzer = build_analyzer(config)
+    probs = analyzer.predict_proba(TEXTS)
+    reference = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
+    assert float((probs.argmax(1) == reference.argmax(1)).mean()) >= 0.995
+    assert float(np.abs(probs - reference).max()) <= 0.05 + 1e-4  # ONNX fp32 vs torch fp32: ~1e-6
+    cascade = analyzer.logits_fn
+    assert isinstance(cascade, CascadeLogits) and cascade.rows == len(TEXTS)
+    assert cascade.rescored == pytest.approx(chosen["rescored_share"] * len(TEXTS), abs=1)
+    resolved = loader.resolve_engine(config, lambda: pytest.fail("calibrated already"))
+    assert resolved.cascade_margin == chosen["margin"]
+    (cache / "cascade-margin-cpu.json").unlink()  # a worker elsewhere: the margin travels in the config
+    assert isinstance(build_analyzer(resolved).logits_fn, CascadeLogits)
+    with pytest.raises(ValueError, match="no calibrated margin"):
+        build_analyzer(config)
+
+
+def test_every_engine_is_a_choice_of_the_flow_parameters() -> None:
+    from typing import get_args
+
+    from tweet_signals.params import SignalsParams
+
+    choices = get_args(SignalsParams.model_fields["engine"].annotation)
+    assert set(choices) == {"auto", *ENGINES}

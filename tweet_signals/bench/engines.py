@@ -190,10 +190,12 @@ def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers:
         return _run_loop(model_path, texts, workers, device)
     if kind == "bare":
         return _run_bare(model_path, texts, engine, device)
-    if kind == "export":  # an ONNX graph is exported once per model revision, not per run
-        from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+    if kind == "export":  # an ONNX graph (and the cascade's margin) is made once per model revision
+        from tweet_signals.model.loader import AnalyzerConfig, build_analyzer, resolve_engine
+        from tweet_signals.stages.analyze import calibration_texts
 
-        build_analyzer(AnalyzerConfig(model=model_path, engine=engine, device=device))
+        config = AnalyzerConfig(model=model_path, engine=engine, device=device)
+        build_analyzer(resolve_engine(config, calibration_texts))
         return {}
     return _run_stage(model_path, texts, engine, workers, device, warm=kind == "stage-warm")
 

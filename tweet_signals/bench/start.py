@@ -18,8 +18,17 @@ from typing import Any
 
 _FIRST_BATCH = (
     "from tweet_signals.model.loader import AnalyzerConfig, build_analyzer;"
-    "a = build_analyzer(AnalyzerConfig(model={model!r}, engine={engine!r}, threads={threads}));"
+    "c = AnalyzerConfig(model={model!r}, engine={engine!r}, threads={threads});"
+    "{resolve}"
+    "a = build_analyzer(c);"
     "a.predict_proba(['nifty breaks out above resistance, buying calls'])"
+)
+# The cascade needs its calibrated margin: a worker finds it cached (the run's engine choice made
+# it), the cold run calibrates here, as a model's first run does.
+_RESOLVE = (
+    "from tweet_signals.model.loader import resolve_engine;"
+    "from tweet_signals.stages.analyze import calibration_texts;"
+    "c = resolve_engine(c, calibration_texts);"
 )
 
 
@@ -35,7 +44,10 @@ def worker_start(
     model: str = "embedded", engine: str = "torch-bf16", threads: int = 2, repeats: int = 3
 ) -> dict[str, Any]:
     """Seconds from process start to the first scored batch, with an empty and a warm cache."""
-    code = _FIRST_BATCH.format(model=model, engine=engine, threads=threads)
+    from tweet_signals.model.engines.cascade import CASCADE
+
+    resolve = _RESOLVE if engine == CASCADE else ""
+    code = _FIRST_BATCH.format(model=model, engine=engine, threads=threads, resolve=resolve)
     cold, warm = [], []
     base = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for _ in range(repeats):

@@ -18,13 +18,13 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from tweet_signals.cli.common import console, fail, quiet_prefect, split, write_json
+from tweet_signals.model.engines.selection import ENGINES
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")]
 Device = Annotated[str, typer.Option(help="cpu or cuda (every row runs there)")]
 Tokenizer = Annotated[
     Path | None, typer.Option(help="Tokenizer dir for the random RoBERTa (default: the packaged MiniLM one)")
 ]
-ENGINE_NAMES = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
 
 
 class BenchmarkGroup(TyperGroup):
@@ -78,7 +78,7 @@ def engines(
     models: Annotated[
         str, typer.Option(help="roberta-base and/or embedded, comma-separated")
     ] = "roberta-base,embedded",
-    engines: Annotated[str, typer.Option(help="Engines, comma-separated")] = ",".join(ENGINE_NAMES),
+    engines: Annotated[str, typer.Option(help="Engines, comma-separated")] = ",".join(ENGINES),
     workers: Annotated[str, typer.Option(help="Worker counts, comma-separated")] = "1,2",
     device: Device = "cpu",
     bare: Annotated[bool, typer.Option(help="Also time the model alone on the same batches")] = False,

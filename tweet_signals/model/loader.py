@@ -40,20 +40,26 @@ class AnalyzerConfig:
 
     model: str = DEFAULT_MODEL
     device: str = "auto"  # auto | cpu | cuda | mps
-    engine: str = "auto"  # auto | torch-fp32 | torch-bf16 | torch-int8 | onnx-fp32 | onnx-int8
+    engine: str = "auto"  # auto or one of engines.selection.ENGINES
     max_length: int = 128
     batch_tokens: int = 0  # padded tokens per batch; 0: the device's default (BATCH_SHAPES)
     max_batch_size: int = 0  # 0: the device's default
     threads: int = 0  # torch intra-op threads; 0: leave torch's default
+    # The int8 cascade's margin, set by ``resolve_engine`` so that workers on any machine (Dask)
+    # use the one the run calibrated; None: the one stored beside the ONNX exports.
+    cascade_margin: float | None = None
 
     def output_fields(self) -> dict[str, object]:
         """The fields that change the numbers a model produces (part of chunk cache keys)."""
-        return {
+        fields: dict[str, object] = {
             "model": self.model,
             "revision": model_revision(self.model),
             "max_length": self.max_length,
             "engine": self.engine,
         }
+        if self.cascade_margin is not None:
+            fields["cascade_margin"] = self.cascade_margin
+        return fields
 
 
 # (token budget, most rows) per batch. CPU: batches of 32 beat 64 and 128 (cache-sized
@@ -86,13 +92,16 @@ def resolve_device(device: str, engine: str = "") -> str:
 @lru_cache(maxsize=16)
 def model_revision(model: str) -> str:
     """A short fingerprint of the model's weights, so a changed model never reuses old chunks."""
-    if model == EMBEDDED:
-        from tweet_signals.model.embedded_files import ADAPTER_PATH, BASE_SHA256
+    from tweet_signals.model.embedded_files import embedded_adapter
+
+    adapter = embedded_adapter(model)
+    if adapter is not None:
+        from tweet_signals.model.embedded_files import BASE_SHA256
         from tweet_signals.storage import sha256_file
 
-        if not ADAPTER_PATH.is_file():
+        if not adapter.is_file():
             return "missing"
-        return hashlib.sha256((BASE_SHA256 + sha256_file(ADAPTER_PATH)).encode()).hexdigest()[:16]
+        return hashlib.sha256((BASE_SHA256 + sha256_file(adapter)).encode()).hexdigest()[:16]
     path = Path(model)
     if path.is_dir():
         digest = hashlib.sha256()
@@ -107,12 +116,15 @@ def model_revision(model: str) -> str:
 
 def check_model_available(model: str) -> None:
     """Fail early, before anything is written, with one paragraph saying what to do."""
-    if model == EMBEDDED:
-        from tweet_signals.model.embedded_files import ADAPTER_PATH, base_model_dir, verify_base_weights
+    from tweet_signals.model.embedded_files import embedded_adapter
+
+    adapter = embedded_adapter(model)
+    if adapter is not None:
+        from tweet_signals.model.embedded_files import base_model_dir, verify_base_weights
 
         verify_base_weights(base_model_dir() / "model.safetensors")
-        if not ADAPTER_PATH.is_file():
-            raise ModelUnavailableError(f"The embedded model's adapter is missing ({ADAPTER_PATH}).")
+        if not adapter.is_file():
+            raise ModelUnavailableError(f"The embedded model's adapter is missing ({adapter}).")
         return
     path = Path(model)
     if path.is_dir():
@@ -164,17 +176,21 @@ def _load_parts(config: AnalyzerConfig, engine: str) -> ModelParts:
     model read ``tokenizer.json`` with the Rust ``tokenizers`` library directly: transformers'
     tokenizer classes import torch, which costs an ONNX worker ~200 MB for nothing."""
     direct = engine.startswith("onnx-")
-    if config.model == EMBEDDED:
+    from tweet_signals.model.embedded_files import embedded_adapter
+
+    adapter = embedded_adapter(config.model)
+    if adapter is not None:
         from tweet_signals.model.embedded_files import EMBEDDED_MODEL_ID, base_model_dir
 
         def load_embedded_module() -> torch.nn.Module:
             from tweet_signals.model.embedded import load_embedded_module as load
 
-            return load()
+            return load(adapter)
 
         # Always the Rust tokenizer: the same ids as transformers' (a test checks), without its import.
         tokenizer, _ = _tokenizer(base_model_dir(), direct=True)
-        return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], EMBEDDED_MODEL_ID, 0, hf_output=False)
+        model_id = EMBEDDED_MODEL_ID if config.model == EMBEDDED else f"{EMBEDDED_MODEL_ID}:{adapter.parent.name}"
+        return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], model_id, 0, hf_output=False)
     local_dir = Path(config.model) if Path(config.model).is_dir() else None
     local = local_dir is not None or _offline()
     try:
@@ -256,7 +272,14 @@ def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
     parts = _load_parts(config, engine)
     model_dir = Path(config.model) if Path(config.model).is_dir() else None
     logits_fn = make_logits_fn(
-        engine, parts.load_module, device, parts.hf_output, config.threads, model_dir, model_revision(config.model)
+        engine,
+        parts.load_module,
+        device,
+        parts.hf_output,
+        config.threads,
+        model_dir,
+        model_revision(config.model),
+        config.cascade_margin,
     )
     LOADS_IN_PROCESS += 1
     batch_tokens, max_batch_size = batch_shape(config, device)
@@ -280,47 +303,99 @@ MAX_PROB_DIFF = 0.1
 
 
 def engine_fidelity(config: AnalyzerConfig, engine: str, texts: Sequence[str]) -> dict[str, float]:
-    """Label agreement and max probability difference of ``engine`` against torch fp32."""
+    """Label agreement and max probability difference of ``engine`` against torch fp32, and its
+    speed on these texts (after a warm-up batch, so session start-up is not counted)."""
     reference = build_analyzer(replace(config, engine="torch-fp32")).predict_proba(texts)
-    candidate = build_analyzer(replace(config, engine=engine)).predict_proba(texts)
+    analyzer = build_analyzer(replace(config, engine=engine))
+    analyzer.predict_proba(texts[:16])
+    started = time.perf_counter()
+    candidate = analyzer.predict_proba(texts)
+    seconds = max(time.perf_counter() - started, 1e-9)
     return {
         "label_agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()),
         "max_prob_diff": float(np.abs(reference - candidate).max()),
+        "texts_per_s": len(texts) / seconds,
         "n": len(texts),
     }
 
 
-def resolve_engine(config: AnalyzerConfig, calibration: Callable[[], Sequence[str]]) -> AnalyzerConfig:
-    """``engine=auto`` → the device's fastest engine that agrees with torch fp32.
+def calibrate_cascade(config: AnalyzerConfig, texts: Sequence[str]) -> dict[str, float]:
+    """Choose and store the cascade's margin on ``texts`` (int8 against torch fp32)."""
+    from tweet_signals.model.engines.cascade import choose_margin, margin_path
+    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
 
-    Agreement is measured once per model revision, engine and device on the texts
-    ``calibration`` gives, and cached beside the ONNX exports, so only the first run of a model
-    pays for the check (and only that run calls ``calibration``).
+    exact = build_analyzer(replace(config, engine="torch-fp32")).predict_proba(texts)
+    fast = build_analyzer(replace(config, engine="onnx-int8")).predict_proba(texts)
+    chosen = choose_margin(fast, exact)
+    model_dir = Path(config.model) if Path(config.model).is_dir() else None
+    path = margin_path(onnx_cache_dir(model_dir, model_revision(config.model)), config.device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(chosen))
+    return chosen
+
+
+def _verdict(config: AnalyzerConfig, candidate: str, texts: Sequence[str]) -> dict[str, Any]:
+    """The fidelity verdict of one candidate; the cascade is calibrated on the first half of the
+    texts and judged on the second, so its verdict is not measured on what chose its margin."""
+    from tweet_signals.model.engines.cascade import CASCADE
+
+    try:
+        if candidate == CASCADE:
+            half = len(texts) // 2
+            calibration = calibrate_cascade(config, texts[:half])
+            return {**engine_fidelity(config, candidate, texts[half:]), "calibration": calibration}
+        return engine_fidelity(config, candidate, texts)
+    except (ImportError, RuntimeError, ValueError, OSError) as exc:  # engine unusable here
+        return {"label_agreement": 0.0, "max_prob_diff": 1.0, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def passes(verdict: dict[str, Any]) -> bool:
+    """Whether a fidelity verdict lets ``--engine auto`` use the engine."""
+    return bool(verdict["label_agreement"] >= MIN_AGREEMENT and verdict["max_prob_diff"] <= MAX_PROB_DIFF)
+
+
+def resolve_engine(config: AnalyzerConfig, calibration: Callable[[], Sequence[str]]) -> AnalyzerConfig:
+    """``engine=auto`` → the fastest of the device's engines that agree with torch fp32 (fp32
+    itself when none does); an explicit cascade gets its margin calibrated if it has none.
+
+    Verdicts (agreement, probability distance, speed on the calibration posts) are measured once
+    per model revision, engine and device and cached beside the ONNX exports, so only the first
+    run of a model pays for the checks (and only that run calls ``calibration``).
     """
+    from tweet_signals.model.engines.cascade import CASCADE, read_margin
     from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
     from tweet_signals.model.engines.selection import REFERENCE, engine_candidates
 
-    if config.engine != "auto":
-        return config
     device = resolve_device(config.device)
     model_dir = Path(config.model) if Path(config.model).is_dir() else None
     cache = onnx_cache_dir(model_dir, model_revision(config.model))
+    if config.engine == CASCADE:
+        margin = read_margin(cache, device)
+        if margin is None:
+            margin = calibrate_cascade(replace(config, device=device), list(calibration()))["margin"]
+        return replace(config, cascade_margin=margin)
+    if config.engine != "auto":
+        return config
+    texts: list[str] | None = None
+    passing: list[tuple[float, str]] = []
     for candidate in engine_candidates(device):
         if candidate == REFERENCE:
-            break
+            continue
         verdict_path = cache / f"fidelity-{candidate}-{device}.json"
         try:
             verdict = json.loads(verdict_path.read_text())
         except (OSError, json.JSONDecodeError):
-            try:
-                verdict = engine_fidelity(replace(config, device=device), candidate, calibration())
-            except (ImportError, RuntimeError, ValueError, OSError) as exc:  # engine unusable here
-                verdict = {"label_agreement": 0.0, "max_prob_diff": 1.0, "error": f"{type(exc).__name__}: {exc}"}
+            texts = texts if texts is not None else list(calibration())
+            verdict = _verdict(replace(config, device=device), candidate, texts)
             verdict_path.parent.mkdir(parents=True, exist_ok=True)
             verdict_path.write_text(json.dumps(verdict))
-        if verdict["label_agreement"] >= MIN_AGREEMENT and verdict["max_prob_diff"] <= MAX_PROB_DIFF:
-            return replace(config, engine=candidate)
-    return replace(config, engine=REFERENCE)
+        if passes(verdict):
+            passing.append((float(verdict.get("texts_per_s", 0.0)), candidate))
+    if not passing:
+        return replace(config, engine=REFERENCE)
+    chosen = max(passing)[1]
+    margin = read_margin(cache, device) if chosen == CASCADE else None
+    return replace(config, engine=chosen, cascade_margin=margin)
 
 
 @lru_cache(maxsize=2)

@@ -198,6 +198,8 @@ class ChunkResult:
     # Seconds per phase of a computed chunk: read, load (model and TF-IDF, cached after the
     # worker's first chunk), encode, model, features, write.
     phases: dict[str, float] = field(default_factory=dict)
+    # Rows the int8 cascade re-scored with fp32 (``onnx-int8-verified``; None for other engines).
+    rescored_rows: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -242,7 +244,9 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
     tfidf = load_tfidf(desc.tfidf_dir, desc.tfidf_digest)
     lap("load")
     inner: dict[str, float] = {}
+    rescored_before = getattr(analyzer.logits_fn, "rescored", None)
     frame = analyze_frame(posts, analyzer, tfidf, desc.scoring, inner)
+    rescored = None if rescored_before is None else analyzer.logits_fn.rescored - rescored_before  # type: ignore[attr-defined]
     phases.update({k: round(v, 4) for k, v in inner.items()})
     clock = time.perf_counter()
     metadata = {"config_key": desc.config_key, "rows": frame.height, "chunk": desc.chunk, "start": desc.start}
@@ -258,6 +262,7 @@ def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
         desc.output_path,
         peak_rss_mb(),
         phases,
+        rescored,
     )
 
 

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tweet_signals.model.base import LogitsFn
+from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, read_margin
 from tweet_signals.model.engines.onnx_engine import cached_onnx, onnx_cache_dir, onnx_logits
 
 if TYPE_CHECKING:
     import torch
 
-ENGINES = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8")
+ENGINES = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8", CASCADE)
 REFERENCE = "torch-fp32"
 
 
@@ -31,10 +32,11 @@ def cpu_has_bf16() -> bool:
 
 
 def engine_candidates(device: str) -> list[str]:
-    """Engines ``--engine auto`` tries, fastest first; the first that agrees with fp32 wins.
+    """Engines ``--engine auto`` checks against fp32; of those that pass, the fastest on the
+    calibration posts wins (fp32, the reference, when none passes).
 
-    Measured on a 2-core AVX512-BF16 CPU (``tweet-signals benchmark``): ONNX int8 is the fastest
-    but may disagree on small models; bf16 weights come next; fp32 is the reference.
+    On a 2-core AVX512-BF16 CPU (``tweet-signals benchmark``): ONNX int8 is the fastest but may
+    disagree; the int8 cascade re-scores int8's unsure posts with fp32; bf16 weights; fp32.
     """
     if device == "cuda":
         import torch
@@ -42,7 +44,7 @@ def engine_candidates(device: str) -> list[str]:
         return ["torch-bf16", REFERENCE] if torch.cuda.is_bf16_supported() else [REFERENCE]
     if device == "mps":
         return [REFERENCE]
-    return ["onnx-int8", *(["torch-bf16"] if cpu_has_bf16() else []), REFERENCE]
+    return ["onnx-int8", CASCADE, *(["torch-bf16"] if cpu_has_bf16() else []), REFERENCE]
 
 
 def make_logits_fn(
@@ -53,11 +55,20 @@ def make_logits_fn(
     threads: int,
     model_dir: Path | None,
     revision: str,
+    cascade_margin: float | None = None,
 ) -> LogitsFn:
     """The ``logits_fn`` of ``engine``; ``load_module`` gives the fp32 torch classifier, which
     the ONNX engines only need when their export is not cached yet."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)} or auto")
+    if engine == CASCADE:
+        cache = onnx_cache_dir(model_dir, revision)
+        margin = cascade_margin if cascade_margin is not None else read_margin(cache, device)
+        if margin is None:
+            raise ValueError(f"{CASCADE} has no calibrated margin for this model yet (resolve_engine calibrates it)")
+        fast = onnx_logits(cached_onnx(load_module, hf_output, cache, True), device, threads)
+        exact = onnx_logits(cached_onnx(load_module, hf_output, cache, False), device, threads)
+        return CascadeLogits(fast, exact, margin)
     if engine.startswith("onnx-"):
         graph = cached_onnx(load_module, hf_output, onnx_cache_dir(model_dir, revision), engine == "onnx-int8")
         return onnx_logits(graph, device, threads)
