@@ -10,13 +10,19 @@ from prefect import flow
 from prefect.states import Failed, State
 
 from tasks.evaluate import evaluate_panel_task, evaluate_task
-from tweet_signals.api import panel_signals_from_file, signals_from_file
+from tweet_signals.api import PostsFile, panel_signals_from_file, signals_from_file
 from tweet_signals.evaluation.history import stored_panel_signals, stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.evaluation.panel import PanelSettings, load_price_panel, parse_horizons
 from tweet_signals.storage import Storage, location
 
 BAD_INPUT = "bad input"  # how the flow's message starts when the input, not the code, is at fault
+
+
+def scored_cache(data_root: str | None) -> Path | None:
+    """Where scored posts files are kept (local data roots only)."""
+    cache = location(data_root or ".") / "cache" / "scored"
+    return cache if isinstance(cache, Path) else None
 
 
 @flow(name="evaluate-signals")
@@ -46,18 +52,10 @@ def evaluate_signals(
     symbol = symbol.upper()
     try:
         if input:
-            cache = location(data_root or ".") / "cache" / "scored"
-            signals = signals_from_file(
-                Path(input),
-                columns,
-                symbol,
-                model,
-                exchange,
-                naive_tz,
-                date_only,
-                workers,
-                cache if isinstance(cache, Path) else None,
+            source = PostsFile(
+                Path(input), columns, model, exchange, naive_tz, date_only, workers, scored_cache(data_root)
             )
+            signals = signals_from_file(source, symbol)
         elif data_root:
             signals = stored_signals(Storage.at(data_root), symbol, until)
         else:
@@ -120,20 +118,11 @@ def evaluate_panel_signals(
         if min_symbols < quantiles:
             raise ValueError(f"--min-symbols {min_symbols} is below --quantiles {quantiles}: a quantile would be empty")
         symbols = [s for s in load_price_panel(Path(prices_dir), close_column) if s != settings.benchmark]
-        cache = location(data_root or ".") / "cache" / "scored"
         if input:
-            signals = panel_signals_from_file(
-                Path(input),
-                columns,
-                symbols,
-                model,
-                exchange,
-                naive_tz,
-                date_only,
-                workers,
-                cache if isinstance(cache, Path) else None,
-                symbol_column,
+            source = PostsFile(
+                Path(input), columns, model, exchange, naive_tz, date_only, workers, scored_cache(data_root)
             )
+            signals = panel_signals_from_file(source, symbols, symbol_column)
         elif data_root:
             signals = stored_panel_signals(Storage.at(data_root))
         else:

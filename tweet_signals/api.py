@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -153,25 +154,30 @@ def signals_from_posts(
     return pl.concat(parts).sort("session", "symbol") if parts else pl.DataFrame()
 
 
-def scored_posts_from_file(
-    path: Path,
-    columns: str | None,
-    model: str,
-    exchange: str,
-    naive_tz: str | None = None,
-    date_only: str = "quarantine",
-    workers: int = 1,
-    cache_dir: Path | None = None,
-) -> pl.DataFrame:
-    """Read, dedupe and analyze a whole posts file (without the ``symbols`` column: that depends on
-    which symbols are asked for). With ``cache_dir``, the result is kept there, keyed by the
-    file's content, the reading options and the model revision, so each post is scored once per
-    model revision however many evaluations read the file.
+@dataclass(frozen=True)
+class PostsFile:
+    """A posts file (or folder) and how to read and score it: the options the evaluation takes
+    from its command line. ``naive_tz``: the zone of timestamps without one; ``date_only``:
+    ``next-session`` counts a post with a date and no time for the session after that date (it
+    cannot look ahead of any close), ``quarantine`` (the default) refuses it. With ``cache_dir``
+    the scored posts are kept there per model revision."""
 
-    ``naive_tz``: the zone of timestamps without one. ``date_only="next-session"``: a post with a
-    date and no time counts for the session after that date (it cannot look ahead of any close);
-    by default such posts are quarantined. A file with no usable post raises ``ValueError``
-    saying why its records were refused."""
+    path: Path
+    columns: str | None = None
+    model: str = DEFAULT_MODEL
+    exchange: str = DEFAULT_EXCHANGE
+    naive_tz: str | None = None
+    date_only: str = "quarantine"
+    workers: int = 1
+    cache_dir: Path | None = None
+
+
+def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
+    """Read, dedupe and analyze a whole posts file (without the ``symbols`` column: that depends on
+    which symbols are asked for). With ``source.cache_dir``, the result is kept there, keyed by
+    the file's content, the reading options and the model revision, so each post is scored once
+    per model revision however many evaluations read the file. A file with no usable post
+    raises ``ValueError`` saying why its records were refused."""
     import hashlib
     import json
 
@@ -181,24 +187,25 @@ def scored_posts_from_file(
     from tweet_signals.stages.dedupe import dedupe_posts
     from tweet_signals.storage import sha256_file
 
-    if date_only not in ("quarantine", "next-session"):
-        raise ValueError(f"--date-only {date_only!r}: use quarantine or next-session")
+    path = source.path
+    if source.date_only not in ("quarantine", "next-session"):
+        raise ValueError(f"--date-only {source.date_only!r}: use quarantine or next-session")
     cached: Path | None = None
-    if cache_dir is not None:
+    if source.cache_dir is not None:
         identity = {
             "files": [sha256_file(f) for f in input_files(path)],
-            "columns": columns,
-            "naive_tz": naive_tz,
-            "date_only": date_only,
-            "exchange": exchange,
-            "model": model_revision(model),
+            "columns": source.columns,
+            "naive_tz": source.naive_tz,
+            "date_only": source.date_only,
+            "exchange": source.exchange,
+            "model": model_revision(source.model),
         }
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
-        cached = cache_dir / f"scored-{key}.parquet"
+        cached = source.cache_dir / f"scored-{key}.parquet"
         if cached.is_file():
             return pl.read_parquet(cached)
-    date_only_tz = str(calendar(exchange).tz) if date_only == "next-session" else None
-    read = read_posts(path, parse_column_map(columns), naive_tz=naive_tz, date_only_tz=date_only_tz)
+    date_only_tz = str(calendar(source.exchange).tz) if source.date_only == "next-session" else None
+    read = read_posts(path, parse_column_map(source.columns), naive_tz=source.naive_tz, date_only_tz=date_only_tz)
     if read.posts.is_empty():
         reasons = read.quarantine["reason"].value_counts(sort=True).iter_rows() if read.quarantine.height else []
         why = ", ".join(f"{reason} {count}" for reason, count in reasons) or "the file holds no records"
@@ -210,26 +217,15 @@ def scored_posts_from_file(
         message = f"no usable posts in {path}: {read.quarantine.height} quarantined ({why})"
         raise ValueError(message + (f"; {advice}" if advice else ""))
     clean, _ = dedupe_posts(read.posts, {})
-    analyzed = analyze_posts(clean.drop("symbols"), model=model, workers=workers)
+    analyzed = analyze_posts(clean.drop("symbols"), model=source.model, workers=source.workers)
     if cached is not None:
         write_parquet_atomic(analyzed, cached)
     return analyzed
 
 
-def signals_from_file(
-    path: Path,
-    columns: str | None,
-    symbol: str,
-    model: str,
-    exchange: str,
-    naive_tz: str | None = None,
-    date_only: str = "quarantine",
-    workers: int = 1,
-    cache_dir: Path | None = None,
-) -> pl.DataFrame:
+def signals_from_file(source: PostsFile, symbol: str) -> pl.DataFrame:
     """Signals per session for ``symbol`` from a whole posts file (see ``scored_posts_from_file``)."""
-    posts = scored_posts_from_file(path, columns, model, exchange, naive_tz, date_only, workers, cache_dir)
-    return signals_from_posts(posts, [symbol], exchange=exchange)
+    return signals_from_posts(scored_posts_from_file(source), [symbol], exchange=source.exchange)
 
 
 def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFrame:
@@ -263,34 +259,21 @@ def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFram
 
 
 def panel_signals_from_file(
-    path: Path,
-    columns: str | None,
-    symbols: Sequence[str],
-    model: str,
-    exchange: str,
-    naive_tz: str | None = None,
-    date_only: str = "quarantine",
-    workers: int = 1,
-    cache_dir: Path | None = None,
-    symbol_column: str | None = None,
+    source: PostsFile, symbols: Sequence[str], symbol_column: str | None = None
 ) -> pl.DataFrame:
     """Signals per (symbol, session) for ``symbols`` from a whole posts file. With
     ``symbol_column`` each post belongs to the ticker in that column (bare words like V or KO in
     the text then match nothing); otherwise symbols come from the text as in the pipeline."""
     from tweet_signals.sources.files import parse_column_map
 
-    posts = scored_posts_from_file(path, columns, model, exchange, naive_tz, date_only, workers, cache_dir)
+    posts = scored_posts_from_file(source)
     if symbol_column:
-        id_column = parse_column_map(columns).get("id", "id")
-        tickers = ticker_column(path, symbol_column, id_column)
+        id_column = parse_column_map(source.columns).get("id", "id")
+        tickers = ticker_column(source.path, symbol_column, id_column)
+        own = pl.when(pl.col("symbol").is_in(list(symbols))).then(pl.concat_list("symbol"))
         posts = (
             posts.join(tickers, on="id", how="left")
-            .with_columns(
-                pl.when(pl.col("symbol").is_in(list(symbols)))
-                .then(pl.concat_list("symbol"))
-                .otherwise(pl.lit([], dtype=pl.List(pl.String)))
-                .alias("symbols")
-            )
+            .with_columns(own.otherwise(pl.lit([], dtype=pl.List(pl.String))).alias("symbols"))
             .drop("symbol")
         )
-    return signals_from_posts(posts, symbols, exchange=exchange)
+    return signals_from_posts(posts, symbols, exchange=source.exchange)

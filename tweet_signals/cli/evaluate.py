@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -62,7 +63,7 @@ def evaluate(
 ) -> None:
     """Judge a signal against next-session returns (no look-ahead) and write an HTML report."""
     quiet_prefect(verbose)
-    from flows.evaluate import BAD_INPUT, evaluate_panel_signals, evaluate_signals
+    from flows.evaluate import evaluate_panel_signals, evaluate_signals
     from tweet_signals.storage import Storage
 
     if (prices is None) == (prices_dir is None):
@@ -102,14 +103,7 @@ def evaluate(
             date_only,
             workers,
         )
-        if not ok:
-            fail(message, 2 if message.startswith(BAD_INPUT) else 1)
-        if as_json:
-            write_json(result)
-            return
-        Console(width=130).print(
-            f"[bold]{result['n_symbols']} symbols[/]: {result['verdict']}\nreport: {result['report']}"
-        )
+        _finish(ok, result, message, as_json, lambda r: f"{r['n_symbols']} symbols")
         return
     if split is not None:
         fail("--split needs --prices-dir (panel mode)", 2)
@@ -135,12 +129,19 @@ def evaluate(
         date_only,
         workers,
     )
+    _finish(ok, result, message, as_json, lambda r: str(r["symbol"]))
+
+
+def _finish(ok: bool, result: Any, message: str, as_json: bool, headline: Callable[[dict[str, Any]], str]) -> None:
+    """The flow's outcome: exit 2 for bad input (1 otherwise), else the JSON or the verdict."""
+    from flows.evaluate import BAD_INPUT
+
     if not ok:
         fail(message, 2 if message.startswith(BAD_INPUT) else 1)
     if as_json:
         write_json(result)
         return
-    Console(width=130).print(f"[bold]{result['symbol']}[/]: {result['verdict']}\nreport: {result['report']}")
+    Console(width=130).print(f"[bold]{headline(result)}[/]: {result['verdict']}\nreport: {result['report']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.evaluation.report import _png
+from tweet_signals.storage import write_bytes_atomic
 
 IC_HEADER = [
     *("horizon (sessions)", "mean IC", "95% interval (HAC)", "t (HAC)", "IC IR"),
@@ -229,7 +230,5 @@ any false claim among them at 5%. Sessions with fewer than {result["min_posts"]}
 needs {result["min_symbols"]} symbols with a signal to enter the cross-section.</p>
 </body></html>"""
     path = directory / "report.html"
-    tmp = directory / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomic(page.encode("utf-8"), path)
     return path

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.evaluation.statistics import Evaluation
+from tweet_signals.storage import write_bytes_atomic
 
 
 def _png(fig: Any) -> bytes:
@@ -144,7 +145,5 @@ sample of {evaluation.n} sessions is evidence, not proof of a tradable edge; an 
 the signal useless, only that this sample cannot tell.</p>
 </body></html>"""
     path = directory / "report.html"
-    tmp = directory / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomic(page.encode("utf-8"), path)
     return path
