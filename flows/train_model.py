@@ -8,14 +8,21 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from tweet_signals.model.card import write_model_card
-from tweet_signals.model.embedded import ADAPTER_PATH
+from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
+from tweet_signals.model.labelled_sets import ExtraSpec
 from tweet_signals.model.training import TrainConfig, default_shared_data, train_embedded
+from tweet_signals.storage import write_json_atomic
 
 
 @task(name="train-embedded")
-def train_task(shared_data: str, output: str, config: TrainConfig) -> dict[str, Any]:
+def train_task(
+    shared_data: str, output: str, config: TrainConfig, extras: list[dict[str, Any]], init: str | None
+) -> dict[str, Any]:
     logger = get_run_logger()
-    return train_embedded(Path(shared_data), Path(output), config, progress=logger.info)
+    specs = [ExtraSpec(Path(e["path"]), e["text_column"], e["label_column"], e["label_map"]) for e in extras]
+    return train_embedded(
+        Path(shared_data), Path(output), config, progress=logger.info, extras=specs, init=Path(init) if init else None
+    )
 
 
 @flow(name="train-model")
@@ -26,12 +33,16 @@ def train_model(
     seed: int = TrainConfig.seed,
     limit: int | None = None,
     learning_rate: float = TrainConfig.learning_rate,
-    class_weighting: str = TrainConfig.class_weighting,
+    epoch_rows: int = TrainConfig.epoch_rows,
+    extras: list[dict[str, Any]] | None = None,
+    init: str | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune on the labelled sets in ``shared_data``; keep the best held-out epoch."""
-    config = TrainConfig(
-        epochs=epochs, seed=seed, limit=limit, learning_rate=learning_rate, class_weighting=class_weighting
-    )
-    report = train_task(shared_data, output, config)
-    write_model_card(Path(output).with_name("MODEL_CARD.md"), report)
+    """Fine-tune on the labelled sets in ``shared_data`` (and a desk's ``extras``: dicts with
+    path, text_column, label_column, label_map); keep the best validation epoch. ``output`` is an
+    adapter file or a directory (the adapter and its model card are written into it)."""
+    config = TrainConfig(epochs=epochs, seed=seed, limit=limit, learning_rate=learning_rate, epoch_rows=epoch_rows)
+    adapter = adapter_file(Path(output))
+    report = train_task(shared_data, str(adapter), config, extras or [], init)
+    write_json_atomic(report, adapter.with_name("training-report.json"))
+    write_model_card(adapter.with_name("MODEL_CARD.md"), report)
     return report

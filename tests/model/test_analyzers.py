@@ -183,27 +183,33 @@ def test_workers_run_the_cached_weights_on_a_plain_torch_encoder_with_the_same_o
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
-def _held_out_slice(name: str, n: int) -> tuple[list[str], list[int]]:
-    from tweet_signals.model.training import TrainConfig, load_labelled_sets, stratified_split
+def _validation_slice(name: str, n: int) -> tuple[list[str], list[int]]:
+    from tweet_signals.model.training import validation_set
 
-    labelled = {s.name: s for s in load_labelled_sets(SHARED_DATA)}[name]
-    _, held = stratified_split(labelled.labels, TrainConfig.holdout_fraction, TrainConfig.seed)
-    held = held[:: max(1, len(held) // n)][:n]
-    return [labelled.texts[i] for i in held], [labelled.labels[i] for i in held]
+    labelled = validation_set(name, SHARED_DATA)
+    step = max(1, len(labelled.texts) // n)
+    return labelled.texts[::step][:n], labelled.labels[::step][:n]
+
+
+# (validation split, figure, floor): about 0.05 under the committed model's figure on these slices,
+# far above what a broken or untrained model reaches (chance macro recall is 0.33 or 0.5).
+FLOORS = (  # measured on these slices: 0.694, 0.845, 0.645, 0.863
+    ("tweeteval-val", "macro_recall", 0.64),
+    ("financial-news", "accuracy", 0.80),
+    ("pyfin-cashtags", "macro_recall", 0.60),
+    ("stocktwits", "macro_recall", 0.80),
+)
 
 
 @pytest.mark.slow
-def test_embedded_model_accuracy_floor_on_held_out_tweets() -> None:
-    """A broken or untrained model falls far below these floors (chance is ~0.33)."""
+def test_embedded_model_floors_on_validation_slices() -> None:
     from tweet_signals.model.metrics import compute_metrics
 
     analyzer = build_analyzer(choose_engine(AnalyzerConfig(model="embedded")))
-    texts, labels = _held_out_slice("general", 300)
-    general = compute_metrics(labels, analyzer.predict_proba(texts).argmax(axis=1).tolist())
-    texts, labels = _held_out_slice("finance", 300)
-    finance = compute_metrics(labels, analyzer.predict_proba(texts).argmax(axis=1).tolist())
-    assert general.macro_recall >= 0.55
-    assert finance.accuracy >= 0.75
+    for name, figure, floor in FLOORS:
+        texts, labels = _validation_slice(name, 400)
+        metrics = compute_metrics(labels, analyzer.predict_proba(texts).argmax(axis=1).tolist())
+        assert getattr(metrics, figure) >= floor, (name, figure, getattr(metrics, figure))
 
 
 def test_embedded_batching_matches_single_calls() -> None:

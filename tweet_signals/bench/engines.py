@@ -85,9 +85,14 @@ def _loop_one(text: str) -> list[float]:
     import torch
 
     tokenizer, module, hf_output, device = _LOOP_MODEL
-    encoded = tokenizer(text, return_tensors="pt", truncation=True, max_length=128)
+    if callable(tokenizer):  # transformers' tokenizer
+        ids = tokenizer(text, truncation=True, max_length=128)["input_ids"]
+    else:  # the Rust tokenizer the embedded model loads directly
+        tokenizer.enable_truncation(128)
+        ids = tokenizer.encode(text).ids
+    input_ids = torch.tensor([ids], device=device)
     with torch.no_grad():
-        out = module(input_ids=encoded["input_ids"].to(device), attention_mask=encoded["attention_mask"].to(device))
+        out = module(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
         logits = out.logits if hf_output else out
     return torch.softmax(logits, -1)[0].tolist()
 

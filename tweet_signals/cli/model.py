@@ -19,37 +19,84 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 def train_model_cmd(
     shared_data: Annotated[str | None, typer.Option(help="Folder holding the labelled sets")] = None,
-    output: Annotated[str | None, typer.Option(help="Adapter file to write")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(help="Adapter file, or a directory for the adapter and its model card (run it with --model DIR)"),
+    ] = None,
     epochs: int = 4,
+    epoch_rows: Annotated[int, typer.Option(help="Rows drawn per epoch, shared between the domains")] = 40_000,
     seed: int = 13,
     limit: Annotated[int | None, typer.Option(help="Rows per set (quick smoke runs)")] = None,
     learning_rate: Annotated[
         float | None, typer.Option(help="Peak learning rate (AdamW, linear decay; default: the model card's)")
     ] = None,
-    class_weighting: Annotated[
-        str, typer.Option(help="How the loss weighs rows: per-set (the default) or pooled (the previous model's)")
-    ] = "per-set",
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(help="A desk's own labelled CSV (repeatable); half of each epoch and of the selection score"),
+    ] = None,
+    text_column: Annotated[
+        list[str] | None, typer.Option(help="Text column of the --extra files (once for all, or once per file)")
+    ] = None,
+    label_column: Annotated[
+        list[str] | None, typer.Option(help="Label column of the --extra files (once for all, or once per file)")
+    ] = None,
+    label_map: Annotated[
+        list[str] | None,
+        typer.Option(help="e.g. 0=negative,1=neutral,2=positive,9=drop, for the --extra files (once, or per file)"),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Start from this adapter ('embedded': the committed one) instead of the bare encoder"),
+    ] = None,
     verbose: bool = True,
 ) -> None:
-    """Fine-tune the embedded model on ../shared/data and write its adapter and model card."""
+    """Fine-tune the embedded model on ../shared/data (and your own labelled posts) and write its
+    adapter and model card."""
     quiet_prefect(verbose)
-    from flows.train_model import train_model
-    from tweet_signals.model.embedded import ADAPTER_PATH
+    from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
+    from tweet_signals.model.labelled_sets import extra_specs
     from tweet_signals.model.training import TrainConfig, default_shared_data
 
+    shared = Path(shared_data) if shared_data else default_shared_data()
+    target = Path(output) if output else ADAPTER_PATH
+    start = ADAPTER_PATH if init == "embedded" else Path(init) if init else None
+    try:
+        if not (shared / "tweeteval-sentiment-val").is_dir():
+            raise ValueError(
+                f"{shared} does not hold the labelled sets (no tweeteval-sentiment-val); see --shared-data"
+            )
+        specs = extra_specs(extra or [], text_column or [], label_column or [], label_map or [])
+        for spec in specs:
+            spec.read()  # every file checked before anything trains
+        if start is not None and not start.is_file():
+            raise ValueError(f"{start}: no such adapter (--init)")
+        if start is not None and start.resolve() == adapter_file(target).resolve():
+            raise ValueError("--init and --output are the same file; write the fine-tune somewhere else")
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    from flows.train_model import train_model
+
+    extras = [
+        {"path": str(s.path), "text_column": s.text_column, "label_column": s.label_column, "label_map": s.label_map}
+        for s in specs
+    ]
     ok, report, message = run_flow(
         train_model,
-        str(shared_data or default_shared_data()),
-        str(output or ADAPTER_PATH),
+        str(shared),
+        str(target),
         epochs,
         seed,
         limit,
         TrainConfig.learning_rate if learning_rate is None else learning_rate,
-        class_weighting,
+        epoch_rows,
+        extras,
+        str(start) if start else None,
     )
     if not ok:
         fail(message, 1)
-    sys.stdout.write(json.dumps(report["held_out"], indent=1) + "\n")
+    sys.stdout.write(
+        json.dumps({"score": report["final_score"], "validation": report["final_validation"]}, indent=1) + "\n"
+    )
 
 
 def evaluate_model(
@@ -63,7 +110,11 @@ def evaluate_model(
     ] = None,
     model: Annotated[str, typer.Option(help="'embedded' or a local Hugging Face model directory")] = "embedded",
     held_out: Annotated[
-        str | None, typer.Option(help="general or finance: the embedded model's held-out split in ../shared/data")
+        str | None,
+        typer.Option(
+            help="A validation split of the embedded model's training (e.g. tweeteval-val, financial-news, "
+            "pyfin-cashtags, stocktwits) or a check set (market-tweets-2020, indian-stocktwits-nse)"
+        ),
     ] = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -86,9 +137,9 @@ def evaluate_model(
 
     try:
         if held_out is not None:
-            from tweet_signals.model.training import held_out_set
+            from tweet_signals.model.training import validation_set
 
-            split = held_out_set(held_out)
+            split = validation_set(held_out)
             names = [LABELS[y] for y in split.labels]
             rows = LabelledRows(split.texts, names, [f"held-out {held_out} #{i + 1}" for i in range(len(names))])
         elif csv_path is not None:
@@ -98,7 +149,7 @@ def evaluate_model(
         else:
             fail(
                 "give --texts FILE --labels FILE, --csv FILE --text-column NAME --label-column NAME, "
-                "or --held-out general|finance"
+                "or --held-out NAME (a training validation split)"
             )
         mapped = map_labels(rows.labels, parse_label_map(label_map), rows.origins)
         kept = [i for i, label in enumerate(mapped) if label != DROP]

@@ -1,16 +1,23 @@
-"""Fine-tuning of the embedded model: labelled data, a seeded held-out split, a LoRA training loop.
+"""Fine-tuning of the embedded model on every labelled set, selected on what the product reads.
 
-Pure functions; the Prefect flow (``flows/train_model.py``) adds orchestration and the model card.
+Data: the sets of ``labelled_sets`` (general tweets, trader posts, finance news) plus a desk's own
+files. Each set gives a seeded, stratified validation split; every epoch draws a fresh sample in
+which each domain has a fixed share; the epoch kept is the one with the best selection score, a
+weighted mean of one figure per domain (``SELECTION``). Pure functions; the Prefect flow
+(``flows/train_model.py``) adds orchestration and the model card.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 import random
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,134 +29,182 @@ from tweet_signals.model.embedded import (
     MeanPoolClassifier,
     add_lora,
     build_base,
+    read_adapter_metadata,
     save_adapter,
 )
 from tweet_signals.model.embedded_files import BASE_NAME
-from tweet_signals.model.metrics import (
-    Metrics,
-    compute_metrics,
-    map_labels,
-    parse_label_map,
-    read_labelled_csv,
-    read_labelled_lines,
+from tweet_signals.model.labelled_sets import (
+    CHECK_SETS,
+    DESK,
+    GENERAL,
+    NEWS,
+    SCORE_THRESHOLD,
+    TRADER,
+    TRAINING_SETS,
+    ExtraSpec,
+    LabelledSet,
+    overlap_key,
+    read_set,
+    stratified_split,
+    tweeteval_validation,
+    without_overlap,
 )
+from tweet_signals.model.metrics import binary_figures, compute_metrics
+from tweet_signals.storage import sha256_file
 
 log = logging.getLogger(__name__)
 
-# Each source's raw label → index in LABELS (negative, neutral, positive). The two sets
-# order their classes differently, so this is spelled out rather than assumed.
-TFNS_LABELS = {"0": 0, "1": 2, "2": 1}  # 0 Bearish, 1 Bullish, 2 Neutral
-TWEETEVAL_LABELS = {"0": 0, "1": 1, "2": 2}  # 0 negative, 1 neutral, 2 positive
-
-
-@dataclass(frozen=True)
-class LabelledSet:
-    name: str
-    texts: list[str]
-    labels: list[int]
+# The selection score: (validation set, figure, weight). One third per domain the product reads;
+# trader posts split between hand-labelled cashtag tweets (three classes) and self-tagged
+# StockTwits posts, where macro recall over the two gold classes counts a neutral call as a miss,
+# so it rewards taking the right side and punishes shrugging.
+SELECTION: tuple[tuple[str, str, float], ...] = (
+    ("tweeteval-val", "macro_recall", 1 / 3),
+    ("financial-news", "accuracy", 1 / 3),
+    ("pyfin-cashtags", "macro_recall", 1 / 6),
+    ("stocktwits", "macro_recall", 1 / 6),
+)
+DESK_WEIGHT = 0.5  # with --extra files, the desk's validation macro recall is half the score
+STOCKTWITS_SETS = ("stocktwits-2020", "stocktwits-2017")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 13
     epochs: int = 4
+    epoch_rows: int = 40_000  # rows drawn per epoch, shared between domains by ``domain_shares``
     batch_size: int = 32
-    learning_rate: float = 6e-4
-    rank: int = 16
-    alpha: float = 32.0
+    learning_rate: float = 5e-4
+    rank: int = 32
+    alpha: float = 64.0
     lora_dropout: float = 0.05
     max_length: int = 64
-    holdout_fraction: float = 0.2
-    general_oversample: int = 2  # TweetEval is 2k rows against 9.5k finance rows
-    class_weighting: str = "per-set"  # a key of CLASS_WEIGHTINGS
-    limit: int | None = None  # cap on training rows per set (smoke tests)
+    validation_fraction: float = 0.1
+    validation_cap: int = 1000  # rows per set at most
+    domain_shares: dict[str, float] = field(default_factory=lambda: {GENERAL: 0.3, TRADER: 0.4, NEWS: 0.3})
+    desk_share: float = 0.5  # the desk's share of each epoch when --extra files are given
+    max_class_weight: float = 4.0
+    bf16: bool = True  # bf16 autocast for the forward pass (fp32 master weights): ~1.3x here
+    limit: int | None = None  # cap on rows per set (smoke tests)
 
 
 def default_shared_data() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-def load_labelled_sets(shared_data: Path) -> list[LabelledSet]:
-    """The two labelled sets, read in place from ``shared/data`` and mapped onto ``LABELS``."""
-    finance = read_labelled_csv(
-        shared_data / "twitter-financial-news-sentiment-train" / "sent_train.csv", "text", "label"
-    )
-    te_dir = shared_data / "tweeteval-sentiment-val"
-    general = read_labelled_lines(te_dir / "val_text.txt", te_dir / "val_labels.txt")
-    return [
-        LabelledSet("finance", finance.texts, [TFNS_LABELS[v.strip()] for v in finance.labels]),
-        LabelledSet("general", general.texts, [TWEETEVAL_LABELS[v.strip()] for v in general.labels]),
+@dataclass(frozen=True)
+class TrainingData:
+    """Training pools per set, validation splits, checks, and what the model card says about them."""
+
+    train: list[LabelledSet]
+    validation: list[LabelledSet]
+    checks: list[LabelledSet]
+    sources: list[dict[str, object]]
+
+
+def _limited(indices: list[int], limit: int | None) -> list[int]:
+    return indices if not limit else indices[:limit]
+
+
+def prepare_data(shared_data: Path, config: TrainConfig, extras: Sequence[ExtraSpec] = ()) -> TrainingData:
+    """Read every set (and the desk's files), split each, and keep validation texts out of training."""
+    desk = [extra.read() for extra in extras]  # bad files fail here, before anything trains
+    tweeteval = tweeteval_validation(shared_data)
+    sources: list[dict[str, object]] = [
+        {
+            "name": tweeteval.name,
+            "path": "tweeteval-sentiment-val/val_text.txt",
+            "domain": GENERAL,
+            "rows": len(tweeteval.texts),
+            "role": "validation only",
+            "licence": "Twitter terms for the texts (cardiffnlp/tweeteval)",
+            "labels": "0=negative,1=neutral,2=positive",
+        }
     ]
+    train: list[LabelledSet] = []
+    validation: list[LabelledSet] = [tweeteval.subset(_limited(list(range(len(tweeteval.texts))), config.limit))]
+    entries: list[tuple[LabelledSet, dict[str, object]]] = []
+    score_rule = f"score > {SCORE_THRESHOLD} positive, < -{SCORE_THRESHOLD} negative, else neutral"
+    for spec in TRAINING_SETS:
+        labelled, removed = read_set(spec, shared_data), 0
+        if spec.name == "semeval-2013-2016":
+            labelled, removed = without_overlap(labelled, tweeteval.texts)
+        info = {"path": spec.path, "licence": spec.licence, "labels": spec.label_map or score_rule}
+        entries.append(
+            (labelled, {**info, "removed_tweeteval_overlap": removed, "sha256": sha256_file(shared_data / spec.path)})
+        )
+    for extra, labelled in zip(extras, desk, strict=True):
+        own = {"path": str(extra.path), "licence": "the desk's own", "labels": extra.label_map or "as written"}
+        entries.append((labelled, {**own, "removed_tweeteval_overlap": 0, "sha256": sha256_file(extra.path)}))
+    for labelled, details in entries:
+        tr, va = stratified_split(labelled.labels, config.validation_fraction, config.seed, config.validation_cap)
+        train.append(labelled.subset(_limited(tr, config.limit)))
+        validation.append(labelled.subset(_limited(va, config.limit)))
+        sources.append(
+            {"name": labelled.name, "domain": labelled.domain, "rows": len(labelled.texts), "validation_rows": len(va)}
+            | details
+        )
+    # A text in any validation split never trains (sets overlap: FiQA and SemEval-2017 share 275).
+    held_keys = {overlap_key(t) for v in validation for t in v.texts}
+    cleaned = []
+    for pool in train:
+        keep = [i for i, t in enumerate(pool.texts) if overlap_key(t) not in held_keys]
+        cleaned.append(pool.subset(keep))
+    stocktwits = [v for v in validation if v.name in STOCKTWITS_SETS]
+    if stocktwits:
+        validation.append(
+            LabelledSet(
+                "stocktwits",
+                TRADER,
+                [t for v in stocktwits for t in v.texts],
+                [y for v in stocktwits for y in v.labels],
+                polar=True,
+            )
+        )
+    checks = []
+    for spec in CHECK_SETS:
+        if (shared_data / spec.path).is_file():
+            check = read_set(spec, shared_data)
+            checks.append(check.subset(_limited(list(range(len(check.texts))), config.limit)))
+    return TrainingData(cleaned, validation, checks, sources)
 
 
-# Stock-market tweets labelled by hand (Taborda et al., April-July 2020), never trained on and not
-# used to pick the epoch: the closest labelled check of the product's own domain.
-MARKET_CHECK_CSV = Path("taborda-stock-market-tweets-labelled") / "tweets_labelled_09042020_16072020.csv"
+def class_weights(labels: Sequence[int], cap: float) -> dict[int, float]:
+    """Inverse class frequency within one set (capped), so a skewed set teaches every class."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(LABELS))
+    present = counts > 0
+    return {c: min(cap, float(counts.sum() / (present.sum() * counts[c]))) for c in range(len(LABELS)) if present[c]}
 
 
-def market_check_set(shared_data: Path) -> LabelledSet | None:
-    """The market-tweet check set, when ``shared_data`` has it."""
-    path = shared_data / MARKET_CHECK_CSV
-    if not path.is_file():
-        return None
-    rows = read_labelled_csv(path, "text", "sentiment")
-    return LabelledSet("market", rows.texts, map_labels(rows.labels, parse_label_map(None), rows.origins))
+def epoch_sample(pools: Sequence[LabelledSet], config: TrainConfig, rng: random.Random) -> list[tuple[int, int]]:
+    """(pool, row) pairs for one epoch: each domain gets its share of ``epoch_rows``; within a
+    domain, sets in proportion to their size; rows without replacement until a pool runs out."""
+    shares = dict(config.domain_shares)
+    if any(p.domain == DESK for p in pools):
+        shares = {d: s * (1 - config.desk_share) for d, s in shares.items()} | {DESK: config.desk_share}
+    present = {p.domain for p in pools if p.texts}
+    total_share = sum(s for d, s in shares.items() if d in present)
+    rows = config.epoch_rows if not config.limit else min(config.epoch_rows, config.limit * len(pools))
+    picked: list[tuple[int, int]] = []
+    for domain in sorted(present):
+        members = [i for i, p in enumerate(pools) if p.domain == domain and p.texts]
+        size = sum(len(pools[i].texts) for i in members)
+        quota = round(rows * shares.get(domain, 0.0) / total_share)
+        for i in members:
+            want = round(quota * len(pools[i].texts) / size)
+            order: list[int] = []
+            while len(order) < want:
+                batch = list(range(len(pools[i].texts)))
+                rng.shuffle(batch)
+                order += batch
+            picked += [(i, r) for r in order[:want]]
+    rng.shuffle(picked)
+    return picked
 
 
-def held_out_set(name: str, shared_data: Path | None = None, config: TrainConfig = TrainConfig()) -> LabelledSet:
-    """The held-out part of a labelled set exactly as training split it (same seed and fraction)."""
-    sets = {s.name: s for s in load_labelled_sets(shared_data or default_shared_data())}
-    if name not in sets:
-        raise ValueError(f"unknown held-out set {name!r}; choose {sorted(sets)}")
-    labelled = sets[name]
-    _, held = stratified_split(labelled.labels, config.holdout_fraction, config.seed)
-    return LabelledSet(name, [labelled.texts[i] for i in held], [labelled.labels[i] for i in held])
-
-
-def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices (train, held out), the same fraction of every class held out, reproducibly."""
-    rng = random.Random(seed)
-    train, held = [], []
-    for cls in sorted(set(labels)):
-        idx = [i for i, y in enumerate(labels) if y == cls]
-        rng.shuffle(idx)
-        k = round(len(idx) * fraction)
-        held += idx[:k]
-        train += idx[k:]
-    return sorted(train), sorted(held)
-
-
-# How the training loss weighs each row (``TrainConfig.class_weighting``), with the sentence the
-# CLI help and the model card use for it.
-CLASS_WEIGHTINGS = {
-    "per-set": "each set's loss matches its target metric: general tweets are weighted so every class "
-    "counts equally (macro recall), finance rows count once each (accuracy)",
-    "pooled": "inverse class frequency over both sets pooled",
-}
-
-
-def example_weights(set_names: list[str], labels: list[int], scheme: str) -> list[float]:
-    """A loss weight per training row (see ``TrainConfig.class_weighting``), mean 1."""
-    if scheme not in CLASS_WEIGHTINGS:
-        raise ValueError(f"unknown class weighting {scheme!r}; choose one of {', '.join(CLASS_WEIGHTINGS)}")
-    n_classes = len(LABELS)
-    if scheme == "pooled":
-        counts = np.bincount(labels, minlength=n_classes)
-        weights = [len(labels) / (n_classes * counts[y]) for y in labels]
-    else:
-        per_set: dict[str, np.ndarray] = {}
-        for name in set(set_names):
-            ys = [y for n, y in zip(set_names, labels, strict=True) if n == name]
-            per_set[name] = np.bincount(ys, minlength=n_classes)
-        weights = [
-            per_set[n].sum() / (n_classes * per_set[n][y]) if n == "general" else 1.0
-            for n, y in zip(set_names, labels, strict=True)
-        ]
-    mean = float(np.mean(weights))
-    return [w / mean for w in weights]
-
-
-def _batches(ids: list[list[int]], labels: list[int], weights: list[float], batch_size: int, rng: random.Random):
+def _batches(
+    ids: list[list[int]], labels: list[int], weights: list[float], batch_size: int, rng: random.Random
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Shuffled batches of similar length (sorted within random pools of 50 batches)."""
     order = list(range(len(ids)))
     rng.shuffle(order)
@@ -191,17 +246,58 @@ def classifier_for(model: MeanPoolClassifier, tokenizer: object, max_length: int
     )
 
 
-def evaluate_sets(clf: BatchedTextClassifier, sets: list[LabelledSet]) -> dict[str, Metrics]:
-    out = {}
-    for s in sets:
-        pred = clf.predict_proba(s.texts).argmax(axis=1)
-        out[s.name] = compute_metrics(s.labels, pred.tolist())
-    return out
+def set_figures(labelled: LabelledSet, probs: np.ndarray) -> dict[str, object]:
+    """Metrics of one set, plus the polar figures when its gold labels have no neutral."""
+    figures = compute_metrics(labelled.labels, probs.argmax(axis=1).tolist()).as_dict()
+    if labelled.polar:
+        figures.update(binary_figures(labelled.labels, probs) or {})
+    return figures
 
 
-def selection_score(metrics: dict[str, Metrics]) -> float:
-    """Model selection: the mean of the two target metrics on the held-out split."""
-    return (metrics["general"].macro_recall + metrics["finance"].accuracy) / 2
+def selection_terms(validation: dict[str, dict[str, object]]) -> list[tuple[str, str, float]]:
+    """The terms of the selection score that these validation sets can fill (see ``SELECTION``)."""
+    desk = [name for name in validation if name.startswith("extra:")]
+    scale = 1 - DESK_WEIGHT if desk else 1.0
+    terms = [(name, figure, weight * scale) for name, figure, weight in SELECTION if name in validation]
+    terms += [(name, "macro_recall", DESK_WEIGHT / len(desk)) for name in desk]
+    return terms
+
+
+def selection_score(validation: dict[str, dict[str, object]]) -> float:
+    terms = selection_terms(validation)
+    total = sum(w for _, _, w in terms)
+    return sum(_figure(validation, name, figure) * w for name, figure, w in terms) / total
+
+
+def _figure(validation: dict[str, dict[str, object]], name: str, figure: str) -> float:
+    value = validation[name][figure]
+    assert isinstance(value, int | float), (name, figure, value)
+    return float(value)
+
+
+def _score_logits(logits: dict[str, tuple[np.ndarray, np.ndarray]], bias: np.ndarray) -> float:
+    return selection_score(
+        {name: compute_metrics(y, (x + bias).argmax(1).tolist()).as_dict() for name, (x, y) in logits.items()}
+    )
+
+
+def _init_model(config: TrainConfig, init: Path | None) -> tuple[object, MeanPoolClassifier]:
+    """The verified encoder with fresh LoRA factors, or with the factors of ``init`` (a desk
+    fine-tune starting from the committed model)."""
+    from safetensors.torch import load_file
+
+    tokenizer, model = build_base(verify=True)
+    if init is None:
+        add_lora(model, config.rank, config.alpha, config.lora_dropout)
+    else:
+        meta = read_adapter_metadata(init)
+        if meta.get("base_sha256") != BASE_SHA256:
+            raise ValueError(f"{init} was trained on a different encoder")
+        add_lora(model, int(str(meta["rank"])), float(str(meta["alpha"])), config.lora_dropout)
+        model.load_state_dict(load_file(str(init)), strict=False)
+    for name, param in model.named_parameters():
+        param.requires_grad = "lora_" in name or "LayerNorm" in name or name.startswith("classifier.")
+    return tokenizer, model
 
 
 def train_embedded(
@@ -209,38 +305,40 @@ def train_embedded(
     output: Path,
     config: TrainConfig = TrainConfig(),
     progress: Callable[[str], None] = log.info,
+    extras: Sequence[ExtraSpec] = (),
+    init: Path | None = None,
 ) -> dict[str, object]:
-    """Train, keep the epoch with the best held-out score, save it; return the report."""
+    """Train, keep the epoch with the best selection score, shift the head's biases if that wins
+    in cross-validation, save it; return the report the model card is written from."""
+    started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    sets = load_labelled_sets(shared_data)
-    tokenizer, model = build_base(verify=True)
-    add_lora(model, config.rank, config.alpha, config.lora_dropout)
-    for name, param in model.named_parameters():
-        param.requires_grad = "lora_" in name or "LayerNorm" in name or name.startswith("classifier.")
-
-    train_ids: list[list[int]] = []
-    train_labels: list[int] = []
-    train_sets: list[str] = []
-    held_sets = []
-    for s in sets:
-        tr, ho = stratified_split(s.labels, config.holdout_fraction, config.seed)
-        if config.limit:
-            tr, ho = tr[: config.limit], ho[: max(30, config.limit // 4)]
-        texts = [preprocess_text(s.texts[i]) for i in tr]
-        ids = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
-        repeat = config.general_oversample if s.name == "general" else 1
-        for _ in range(repeat):
-            train_ids += ids
-            train_labels += [s.labels[i] for i in tr]
-            train_sets += [s.name] * len(tr)
-        held_sets.append(LabelledSet(s.name, [s.texts[i] for i in ho], [s.labels[i] for i in ho]))
-
-    weights = example_weights(train_sets, train_labels, config.class_weighting)
+    data = prepare_data(shared_data, config, extras)
+    tokenizer, model = _init_model(config, init)
+    rank, alpha = (config.rank, config.alpha) if init is None else _rank_alpha(init)
+    progress(
+        f"{sum(len(p.texts) for p in data.train)} training rows in {len(data.train)} sets, "
+        f"{sum(len(v.texts) for v in data.validation)} validation rows"
+    )
+    pool_ids = [
+        tokenizer([preprocess_text(t) for t in p.texts], truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
+        if p.texts
+        else []
+        for p in data.train
+    ]
+    # Finance news is judged by accuracy, so its rows count once each; every other set teaches all
+    # of its classes (macro recall is their figure), however skewed it is.
+    pool_weights = [
+        ({c: 1.0 for c in set(p.labels)} if p.domain == NEWS else class_weights(p.labels, config.max_class_weight))
+        if p.labels
+        else {}
+        for p in data.train
+    ]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
-    steps_per_epoch = -(-len(train_ids) // config.batch_size)
-    total = steps_per_epoch * config.epochs
+    samples = [epoch_sample(data.train, config, rng) for _ in range(config.epochs)]
+    steps_per_epoch = -(-len(samples[0]) // config.batch_size)
+    total = max(2, steps_per_epoch * config.epochs)
     warmup = max(1, total // 20)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
@@ -248,63 +346,113 @@ def train_embedded(
     loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     clf = classifier_for(model, tokenizer, config.max_length)
 
-    best: tuple[float, int, dict[str, Metrics]] | None = None
+    best_score = -1.0
+    report: dict[str, object] = {}
     history = []
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    for epoch, sample in enumerate(samples, 1):
         model.train()
+        ids = [pool_ids[p][r] for p, r in sample]
+        labels = [data.train[p].labels[r] for p, r in sample]
+        weights = [pool_weights[p][data.train[p].labels[r]] for p, r in sample]
+        mean_weight = float(np.mean(weights))
+        weights = [w / mean_weight for w in weights]
         running = 0.0
-        batches = _batches(train_ids, train_labels, weights, config.batch_size, rng)
-        for step, (input_ids, mask, y, w) in enumerate(batches, 1):
-            loss = (loss_fn(model(input_ids, mask), y) * w).sum() / w.sum()
+        for step, (input_ids, mask, y, w) in enumerate(_batches(ids, labels, weights, config.batch_size, rng), 1):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(input_ids, mask)
+            loss = (loss_fn(logits.float(), y) * w).sum() / w.sum()
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             running += loss.item()
-            if step % 50 == 0:
+            if step % 100 == 0:
                 progress(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f}")
         model.eval()
-        metrics = evaluate_sets(clf, held_sets)
-        score = selection_score(metrics)
-        history.append({"epoch": epoch, "score": score, **{k: m.as_dict() for k, m in metrics.items()}})
-        progress(
-            f"epoch {epoch}: held-out general macro recall {metrics['general'].macro_recall:.3f}, "
-            f"finance accuracy {metrics['finance'].accuracy:.3f}"
+        validation = {v.name: set_figures(v, clf.predict_proba(v.texts)) for v in data.validation if v.texts}
+        score = selection_score(validation)
+        history.append(
+            {"epoch": epoch, "score": score, "validation": validation, "seconds": time.perf_counter() - started}
         )
-        if best is None or score > best[0]:
-            best = (score, epoch, metrics)
+        progress(f"epoch {epoch}: selection score {score:.4f} ({_terms_line(validation)})")
+        if score > best_score:
+            best_score = score
             report = {
                 "base": BASE_NAME,
                 "base_sha256": BASE_SHA256,
-                "rank": config.rank,
-                "alpha": config.alpha,
+                "rank": rank,
+                "alpha": alpha,
                 "labels": list(LABELS),
                 "max_length": config.max_length,
                 "epoch": epoch,
                 "config": asdict(config),
-                "held_out": {k: m.as_dict() for k, m in metrics.items()},
+                "init": str(init) if init else None,
+                "selection": [{"set": n, "figure": f, "weight": w} for n, f, w in selection_terms(validation)],
+                "score": score,
+                "validation": validation,
+                "sources": data.sources,
             }
             save_adapter(model, output, report)
-    assert best is not None
-    calibration = calibrate_head_bias(output, held_sets, config.max_length)
-    market = market_check_set(shared_data)
-    if market is not None and not config.limit:
-        from tweet_signals.model.embedded import load_embedded
+    calibration = calibrate_head_bias(output, data.validation, config.max_length)
+    from tweet_signals.model.embedded import load_embedded
 
-        final_tokenizer, final_model = load_embedded(output)
-        final = classifier_for(final_model, final_tokenizer, config.max_length)
-        market_metrics = evaluate_sets(final, [market])["market"]
-        report["market_check"] = market_metrics.as_dict()
-        progress(f"market tweets (never trained on): macro recall {market_metrics.macro_recall:.3f}")
-    return {
+    final_tokenizer, final_model = load_embedded(output)
+    final = classifier_for(final_model, final_tokenizer, config.max_length)
+    final_validation = {v.name: set_figures(v, final.predict_proba(v.texts)) for v in data.validation if v.texts}
+    checks = {c.name: set_figures(c, final.predict_proba(c.texts)) for c in data.checks if c.texts}
+    for name in checks:
+        progress(f"check {name} (never trained on): macro recall {_figure(checks, name, 'macro_recall'):.3f}")
+    full = {
         **report,
         "calibration": calibration,
+        "final_validation": final_validation,
+        "final_score": selection_score(final_validation),
+        "checks": checks,
         "history": history,
-        "train_rows": len(train_ids),
+        "rows_seen": sum(len(s) for s in samples),
         "seconds": round(time.perf_counter() - started, 1),
+        "threads": torch.get_num_threads(),
+        "machine": _machine(),
+        "date": datetime.now(UTC).date().isoformat(),
     }
+    _write_metadata(output, full)
+    return full
+
+
+def _machine() -> str:
+    """The CPU model and core count, for the model card's timing."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def _rank_alpha(adapter: Path) -> tuple[int, float]:
+    meta = read_adapter_metadata(adapter)
+    return int(str(meta["rank"])), float(str(meta["alpha"]))
+
+
+def _terms_line(validation: dict[str, dict[str, object]]) -> str:
+    return ", ".join(
+        f"{name} {figure} {_figure(validation, name, figure):.3f}" for name, figure, _ in selection_terms(validation)
+    )
+
+
+def _write_metadata(adapter: Path, report: dict[str, object]) -> None:
+    """Store the final report (minus the per-epoch history) in the adapter's metadata."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(adapter))
+    meta = {k: v for k, v in report.items() if k != "history"}
+    tmp = adapter.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"tweet_signals": json.dumps(meta)})
+    tmp.replace(adapter)
 
 
 BIAS_GRID = np.round(np.arange(-1.5, 1.51, 0.1), 2)
@@ -316,64 +464,63 @@ def _best_bias(logits: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.nda
     for neg in BIAS_GRID:
         for pos in BIAS_GRID:
             bias = np.array([neg, 0.0, pos])
-            metrics = {k: compute_metrics(y, (x + bias).argmax(1).tolist()) for k, (x, y) in logits.items()}
-            score = selection_score(metrics)
+            score = _score_logits(logits, bias)
             if score > best_score + 1e-12:
                 best_bias, best_score = bias, score
     return best_bias, best_score
 
 
-def _held_out_logits(clf: BatchedTextClassifier, sets: list[LabelledSet]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    out = {}
-    for s in sets:
-        probs = clf.predict_proba(s.texts)  # softmax of logits: log recovers logits up to a constant
-        out[s.name] = (np.log(np.clip(probs, 1e-12, 1.0)), np.asarray(s.labels))
-    return out
+def calibrate_head_bias(adapter: Path, validation: list[LabelledSet], max_length: int) -> dict[str, object]:
+    """Shift the head's class biases on the validation splits (two parameters), if that helps.
 
-
-def calibrate_head_bias(adapter: Path, held_sets: list[LabelledSet], max_length: int) -> dict[str, object]:
-    """Shift the head's class biases on the held-out split (two parameters), if that helps.
-
-    A head trained with class weights can under- or over-predict a class on one set; a bias
-    shift can fix that. Whether it does is estimated honestly by 2-fold cross-validation on the
-    held-out split (fit on one half, score the other, against the unshifted head on the same
-    half); only a shift that wins there is fitted on all of it and folded into the head.
-    """
+    A head trained with class weights can under- or over-predict a class; a bias shift can fix
+    that. Whether it does is estimated by 2-fold cross-validation (fit on one half of every
+    split, score the other, against the unshifted head on the same half); only a shift that wins
+    there is fitted on all of it and folded into the head."""
     from safetensors.torch import load_file, save_file
 
-    from tweet_signals.model.embedded import load_embedded, read_adapter_metadata
+    from tweet_signals.model.embedded import load_embedded
 
     tokenizer, model = load_embedded(adapter)
-    logits = _held_out_logits(classifier_for(model, tokenizer, max_length), held_sets)
+    clf = classifier_for(model, tokenizer, max_length)
+    logits = {}
+    for v in validation:
+        if v.texts:
+            probs = clf.predict_proba(v.texts)  # softmax of logits: log recovers them up to a constant
+            logits[v.name] = (np.log(np.clip(probs, 1e-12, 1.0)), np.asarray(v.labels))
     rng = np.random.default_rng(0)
     folds = {k: rng.permutation(len(y)) % 2 for k, (_, y) in logits.items()}
-    cv: dict[str, dict[str, list[float]]] = {"shifted": {}, "unshifted": {}}
+    cv: dict[str, list[float]] = {"shifted": [], "unshifted": []}
     for fold in (0, 1):
         fit = {k: (x[folds[k] == fold], y[folds[k] == fold]) for k, (x, y) in logits.items()}
+        test = {k: (x[folds[k] != fold], y[folds[k] != fold]) for k, (x, y) in logits.items()}
+        if any(len(y) == 0 for _, y in [*fit.values(), *test.values()]):
+            return {"applied": False, "bias_shift": [0.0, 0.0, 0.0], "reason": "validation splits too small"}
         fitted, _ = _best_bias(fit)
-        for variant, bias in (("shifted", fitted), ("unshifted", np.zeros(3))):
-            for k, (x, y) in logits.items():
-                test = folds[k] != fold
-                m = compute_metrics(y[test], (x[test] + bias).argmax(1).tolist())
-                cv[variant].setdefault(k, []).append(m.macro_recall if k == "general" else m.accuracy)
-    cv_means = {v: {k: float(np.mean(scores)) for k, scores in per.items()} for v, per in cv.items()}
-    applied = sum(cv_means["shifted"].values()) > sum(cv_means["unshifted"].values())
+        cv["shifted"].append(_score_logits(test, fitted))
+        cv["unshifted"].append(_score_logits(test, np.zeros(3)))
+    means = {k: float(np.mean(v)) for k, v in cv.items()}
+    applied = means["shifted"] > means["unshifted"]
     bias = _best_bias(logits)[0] if applied else np.zeros(3)
-    chosen = cv_means["shifted" if applied else "unshifted"]
-    after = {k: compute_metrics(y, (x + bias).argmax(1).tolist()).as_dict() for k, (x, y) in logits.items()}
-    calibration: dict[str, object] = {
+    if applied:
+        meta = read_adapter_metadata(adapter)
+        state = load_file(str(adapter))
+        state["classifier.bias"] = state["classifier.bias"] + torch.tensor(bias, dtype=state["classifier.bias"].dtype)
+        tmp = adapter.with_suffix(".tmp")
+        save_file(state, str(tmp), metadata={"tweet_signals": json.dumps(meta)})
+        tmp.replace(adapter)
+    return {
         "applied": applied,
         "bias_shift": bias.tolist(),
-        "cv_general_macro_recall": chosen["general"],
-        "cv_finance_accuracy": chosen["finance"],
-        "cv_shifted": cv_means["shifted"],
-        "cv_unshifted": cv_means["unshifted"],
-        "held_out_after": after,
+        "cv_shifted": means["shifted"],
+        "cv_unshifted": means["unshifted"],
     }
-    meta = {**read_adapter_metadata(adapter), "calibration": calibration}
-    state = load_file(str(adapter))
-    state["classifier.bias"] = state["classifier.bias"] + torch.tensor(bias, dtype=state["classifier.bias"].dtype)
-    tmp = adapter.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"tweet_signals": json.dumps(meta)})
-    tmp.replace(adapter)
-    return calibration
+
+
+def validation_set(name: str, shared_data: Path | None = None, config: TrainConfig = TrainConfig()) -> LabelledSet:
+    """One validation split exactly as training made it (same seed, fraction and cap)."""
+    data = prepare_data(shared_data or default_shared_data(), config)
+    sets = {v.name: v for v in data.validation + data.checks}
+    if name not in sets:
+        raise ValueError(f"unknown validation set {name!r}; choose one of {', '.join(sorted(sets))}")
+    return sets[name]
