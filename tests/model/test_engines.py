@@ -211,6 +211,9 @@ def test_cascade_on_a_model_agrees_with_fp32_where_it_was_calibrated(tiny_robert
     assert isinstance(build_analyzer(resolved).logits_fn, CascadeLogits)
     with pytest.raises(ValueError, match="no calibrated margin"):
         build_analyzer(config)
+    # A lost margin file is calibrated again when the run settles its engine.
+    again = loader.resolve_engine(config, lambda: TEXTS)
+    assert again.cascade_margin == chosen["margin"] and (cache / "cascade-margin-cpu.json").is_file()
 
 
 def test_every_engine_is_a_choice_of_the_flow_parameters() -> None:

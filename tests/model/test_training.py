@@ -124,13 +124,14 @@ def _pool(name: str, domain: str, n: int) -> LabelledSet:
 
 def test_epoch_sample_gives_each_domain_its_share() -> None:
     pools = [_pool("a", GENERAL, 5000), _pool("b", GENERAL, 1000), _pool("c", TRADER, 300), _pool("d", NEWS, 2000)]
-    sample = epoch_sample(pools, TrainConfig(epoch_rows=10_000), random.Random(0))
+    config = TrainConfig(epoch_rows=10_000, domain_shares={GENERAL: 0.35, TRADER: 0.45, NEWS: 0.2})
+    sample = epoch_sample(pools, config, random.Random(0))
     counts = [sum(1 for p, _ in sample if p == i) for i in range(len(pools))]
     assert counts[0] + counts[1] == pytest.approx(3500, abs=2) and counts[0] == pytest.approx(5 * counts[1], abs=2)
     assert counts[2] == pytest.approx(4500, abs=2)  # a small pool is repeated to fill its share
     assert len({r for p, r in sample if p == 2}) == 300  # every row of it, not a few many times
     assert counts[3] == pytest.approx(2000, abs=2)
-    with_desk = epoch_sample([*pools, _pool("e", DESK, 50)], TrainConfig(epoch_rows=10_000), random.Random(0))
+    with_desk = epoch_sample([*pools, _pool("e", DESK, 50)], config, random.Random(0))
     assert sum(1 for p, _ in with_desk if p == 4) == pytest.approx(5000, abs=2)
 
 

@@ -369,11 +369,16 @@ def resolve_engine(config: AnalyzerConfig, calibration: Callable[[], Sequence[st
     device = resolve_device(config.device)
     model_dir = Path(config.model) if Path(config.model).is_dir() else None
     cache = onnx_cache_dir(model_dir, model_revision(config.model))
-    if config.engine == CASCADE:
+
+    def with_margin(chosen: AnalyzerConfig) -> AnalyzerConfig:
+        """The cascade with its stored margin (calibrated again if the file is gone)."""
         margin = read_margin(cache, device)
         if margin is None:
-            margin = calibrate_cascade(replace(config, device=device), list(calibration()))["margin"]
-        return replace(config, cascade_margin=margin)
+            margin = calibrate_cascade(replace(chosen, device=device), list(calibration()))["margin"]
+        return replace(chosen, cascade_margin=margin)
+
+    if config.engine == CASCADE:
+        return with_margin(config)
     if config.engine != "auto":
         return config
     texts: list[str] | None = None
@@ -393,9 +398,8 @@ def resolve_engine(config: AnalyzerConfig, calibration: Callable[[], Sequence[st
             passing.append((float(verdict.get("texts_per_s", 0.0)), candidate))
     if not passing:
         return replace(config, engine=REFERENCE)
-    chosen = max(passing)[1]
-    margin = read_margin(cache, device) if chosen == CASCADE else None
-    return replace(config, engine=chosen, cascade_margin=margin)
+    chosen = replace(config, engine=max(passing)[1])
+    return with_margin(chosen) if chosen.engine == CASCADE else chosen
 
 
 @lru_cache(maxsize=2)
