@@ -103,7 +103,7 @@ def evaluate(
             date_only,
             workers,
         )
-        _finish(ok, result, message, as_json, lambda r: f"{r['n_symbols']} symbols")
+        _finish(ok, result, message, as_json, lambda r: f"{r['n_symbols']} symbol{'' if r['n_symbols'] == 1 else 's'}")
         return
     if split is not None:
         fail("--split needs --prices-dir (panel mode)", 2)

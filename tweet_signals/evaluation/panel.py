@@ -457,7 +457,7 @@ def panel_verdict(result: dict[str, Any]) -> str:
     n_tests = result["tests"]["n"]
     excess = f", returns in excess of {result['benchmark']}" if result["benchmark"] else ""
     head = (
-        f"Signal: {result['signal_column']}; {result['n_symbols']} symbols, "
+        f"Signal: {result['signal_column']}; {result['n_symbols']} symbol{'' if result['n_symbols'] == 1 else 's'}, "
         f"{result['n_sessions']} sessions with a signal{excess}."
     )
     usable = [r for r in result["horizons"] if r["n_sessions"] >= 3]
