@@ -13,7 +13,7 @@ from tasks.evaluate import evaluate_panel_task, evaluate_task
 from tweet_signals.api import PostsFile, panel_signals_from_file, signals_from_file
 from tweet_signals.evaluation.history import stored_panel_signals, stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
-from tweet_signals.evaluation.panel import PanelSettings, load_price_panel, parse_horizons
+from tweet_signals.evaluation.panel import MIN_SYMBOLS, PanelSettings, load_price_panel, parse_horizons
 from tweet_signals.storage import Storage, location
 
 BAD_INPUT = "bad input"  # how the flow's message starts when the input, not the code, is at fault
@@ -90,7 +90,7 @@ def evaluate_panel_signals(
     window: int = 20,
     signal_column: str = "weighted_score",
     min_posts: int = 5,
-    min_symbols: int = 5,
+    min_symbols: int | None = None,
     naive_tz: str | None = None,
     date_only: str = "quarantine",
     workers: int = 1,
@@ -104,7 +104,7 @@ def evaluate_panel_signals(
             horizons=parse_horizons(horizons),
             quantiles=quantiles,
             min_posts=min_posts,
-            min_symbols=min_symbols,
+            min_symbols=min_symbols if min_symbols is not None else max(MIN_SYMBOLS, quantiles),
             signal_column=signal_column,
             window=window,
             threshold=threshold,
@@ -113,10 +113,6 @@ def evaluate_panel_signals(
             benchmark=benchmark.upper() if benchmark else None,
             split=split,
         )
-        if quantiles < 2:
-            raise ValueError(f"--quantiles {quantiles}: need at least 2 groups")
-        if min_symbols < quantiles:
-            raise ValueError(f"--min-symbols {min_symbols} is below --quantiles {quantiles}: a quantile would be empty")
         symbols = [s for s in load_price_panel(Path(prices_dir), close_column) if s != settings.benchmark]
         if input:
             source = PostsFile(

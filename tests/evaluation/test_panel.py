@@ -130,6 +130,10 @@ def test_bad_panel_options_are_clear_errors(tmp_path: Path) -> None:
         parse_horizons("1,five")
     with pytest.raises(ValueError, match="positive whole numbers"):
         parse_horizons("0,5")
+    with pytest.raises(ValueError, match="need at least 2 groups"):
+        PanelSettings(quantiles=1)
+    with pytest.raises(ValueError, match="--min-symbols 5 is below --quantiles 10"):
+        PanelSettings(quantiles=10, min_symbols=5)
     with pytest.raises(ValueError, match="no such folder"):
         load_price_panel(tmp_path / "missing")
     with pytest.raises(ValueError, match=r"no <SYMBOL>\.csv"):

@@ -57,7 +57,12 @@ def evaluate(
     split: Annotated[
         str | None, typer.Option(help="Panel: YYYY-MM-DD; fit on sessions before it, report both parts side by side")
     ] = None,
-    min_symbols: Annotated[int, typer.Option(help="Panel: symbols a session needs to enter the cross-section")] = 5,
+    min_symbols: Annotated[
+        int | None,
+        typer.Option(
+            help="Panel: symbols a session needs to enter the cross-section (default: 5, or --quantiles if more)"
+        ),
+    ] = None,
     as_json: JsonOut = False,
     verbose: bool = False,
 ) -> None:

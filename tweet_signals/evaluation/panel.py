@@ -57,6 +57,14 @@ class PanelSettings:
     split: date | None = None
     seed: int = 7
 
+    def __post_init__(self) -> None:
+        if self.quantiles < 2:
+            raise ValueError(f"--quantiles {self.quantiles}: need at least 2 groups")
+        if self.min_symbols < self.quantiles:
+            raise ValueError(
+                f"--min-symbols {self.min_symbols} is below --quantiles {self.quantiles}: a quantile would be empty"
+            )
+
 
 def parse_horizons(spec: str) -> tuple[int, ...]:
     """``"1,5,10,20"`` → (1, 5, 10, 20); anything but positive integers is a clear error."""
