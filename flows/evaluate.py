@@ -20,8 +20,11 @@ BAD_INPUT = "bad input"  # how the flow's message starts when the input, not the
 
 
 def scored_cache(data_root: str | None) -> Path | None:
-    """Where scored posts files are kept (local data roots only)."""
-    cache = location(data_root or ".") / "cache" / "scored"
+    """Where scored posts files are kept: under a local data root; without one (or on an object
+    store) nothing is kept, rather than writing into the working directory."""
+    if not data_root:
+        return None
+    cache = location(data_root) / "cache" / "scored"
     return cache if isinstance(cache, Path) else None
 
 

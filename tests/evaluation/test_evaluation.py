@@ -115,11 +115,12 @@ def test_price_files_load_with_column_mapping() -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path) -> None:
+def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import TABORDA_CSV
 
     from flows.evaluate import evaluate_signals
 
+    monkeypatch.chdir(tmp_path)  # without a data root nothing may land in the working directory
     result = evaluate_signals(
         prices=str(SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv"),
         symbol="ALL",
@@ -134,6 +135,7 @@ def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path) -> None:
     history = pl.read_parquet(tmp_path / "signal_history.parquet")
     assert history["n_posts"].sum() > 2500  # the deduplicated 2020 tweets
     assert (tmp_path / "report.html").exists() and (tmp_path / "lead_lag.png").exists()
+    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.slow
