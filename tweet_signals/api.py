@@ -231,7 +231,7 @@ def signals_from_file(source: PostsFile, symbol: str) -> pl.DataFrame:
 def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFrame:
     """(id, symbol) from the posts file's own ticker column, for posts that carry one; ``$aapl``
     and ``#AAPL`` both become ``AAPL``, as price files are named."""
-    from tweet_signals.sources.files import input_files
+    from tweet_signals.sources.files import csv_delimiter, input_files
 
     frames = []
     for file in input_files(path):
@@ -241,10 +241,9 @@ def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFram
         elif suffix in (".jsonl", ".ndjson", ".json"):
             frame = pl.read_ndjson(file, infer_schema_length=None)
         else:
-            head = file.open(encoding="utf-8", errors="replace").readline()
-            frame = pl.read_csv(
-                file, separator=";" if head.count(";") > head.count(",") else ",", infer_schema_length=0
-            )
+            # The separator rule of the pipeline's own reader, so the ids match the posts it read.
+            header = file.open(encoding="utf-8", errors="replace").readline()
+            frame = pl.read_csv(file, separator=csv_delimiter(header), infer_schema_length=0)
         missing = {column, id_column} - set(frame.columns)
         if missing:
             raise ValueError(

@@ -206,3 +206,13 @@ def test_panel_cli_bad_input_is_one_paragraph_and_exit_2(tmp_path: Path) -> None
         done = _cli(tmp_path, *args, "--data-root", str(tmp_path / "data"))
         assert done.returncode == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr and message in " ".join(done.stderr.split()), (args, done.stderr)
+
+
+def test_ticker_column_reads_exports_the_way_the_pipeline_does(tmp_path: Path) -> None:
+    from tweet_signals.api import ticker_column
+
+    tsv = tmp_path / "posts.csv"
+    tsv.write_text("id\ttext\tticker\n1\tbuying, more\t$aapl\n2\tsell; now\t#KO\n", encoding="utf-8")
+    assert sorted(ticker_column(tsv, "ticker").iter_rows()) == [("1", "AAPL"), ("2", "KO")]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['desk'\]"):
+        ticker_column(tsv, "desk")

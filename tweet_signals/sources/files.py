@@ -187,6 +187,11 @@ def _read_jsonl(path: Path, collector: _Collector, columns: Mapping[str, str]) -
                 collector.add(origin, obj, columns)
 
 
+def csv_delimiter(header: str) -> str:
+    """The separator of a CSV export: whichever of comma, semicolon and tab its header holds most."""
+    return max((",", ";", "\t"), key=header.count)
+
+
 def _read_csv(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
     """Strict CSV parsing, resynchronised after a broken record.
 
@@ -198,7 +203,7 @@ def _read_csv(path: Path, collector: _Collector, columns: Mapping[str, str]) -> 
     lines = text.splitlines(keepends=True)
     if not lines:
         return
-    delimiter = max((",", ";", "\t"), key=lines[0].count)
+    delimiter = csv_delimiter(lines[0])
     header = next(csv.reader([lines[0]], delimiter=delimiter))
     position = 1  # index of the next physical line to parse
     while position < len(lines):
