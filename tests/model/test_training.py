@@ -167,7 +167,8 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     rows = [("NIFTY gap up, buying the dip", "B"), ("BANKNIFTY breakdown, shorting", "S"), ("flat open, waiting", "N")]
     desk.write_text("post;call\n" + "".join(f"{t} {i};{y}\n" for i in range(20) for t, y in rows), encoding="utf-8")
     output = tmp_path / "desk-model"
-    env = {**newcomer_env(tmp_path), "PREFECT_LOGGING_LEVEL": "INFO"}  # records go to the API as a user's do
+    cache = tmp_path / "cache"
+    env = {**newcomer_env(tmp_path), "PREFECT_LOGGING_LEVEL": "INFO", "TWEET_SIGNALS_CACHE": str(cache)}
     args = [*CLI, "train-model", "--output", str(output), "--epochs", "1", "--limit", "40", "--epoch-rows", "400"]
     args += ["--extra", str(desk), "--text-column", "post", "--label-column", "call"]
     args += ["--label-map", "B=positive,S=negative,N=neutral", "--init", "embedded"]
@@ -182,6 +183,7 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     assert meta["init"].endswith("embedded-sentiment.safetensors")
     card = (output / "MODEL_CARD.md").read_text()
     assert "extra:desk.csv" in card and "| desk |" in card and "Limits" in card
+    assert not list(cache.rglob("merged-*")), "training keeps no merged copy of an adapter it rewrites"
     scored = subprocess.run(
         [
             *CLI,
@@ -195,6 +197,7 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     )
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert json.loads(scored.stdout)["model"].endswith(":desk-model")
+    assert len(list(cache.rglob("merged-*"))) == 1  # running it caches the merged weights once
 
 
 @pytest.mark.slow

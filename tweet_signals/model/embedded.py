@@ -134,12 +134,14 @@ def merged_weights_path(adapter_path: Path) -> Path:
     return cache_dir() / f"merged-{BASE_SHA256[:12]}-{sha256_file(adapter_path)[:16]}.safetensors"
 
 
-def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolClassifier]:
+def load_embedded(adapter_path: Path = ADAPTER_PATH, cache: bool = True) -> tuple[object, MeanPoolClassifier]:
     """The trained embedded model, LoRA merged, in eval mode on the CPU.
 
-    The first load builds it (verified encoder + adapter, LoRA merged) and caches the merged
-    weights under the cache directory, keyed by the encoder's and the adapter's hashes; later
-    loads read that one file into a plain encoder instead of wrapping and merging again."""
+    The first load builds it (verified encoder + adapter, LoRA merged) and, with ``cache``,
+    keeps the merged weights under the cache directory, keyed by the encoder's and the adapter's
+    hashes; later loads read that one file into a plain encoder instead of wrapping and merging
+    again. Training passes ``cache=False``: its adapter is rewritten after each look, so a cached
+    copy (90 MB) would never be read."""
     if not adapter_path.is_file():
         raise ModelUnavailableError(
             f"The embedded model's adapter is missing ({adapter_path}). Train it with "
@@ -156,10 +158,11 @@ def load_embedded(adapter_path: Path = ADAPTER_PATH) -> tuple[object, MeanPoolCl
     if unexpected or any(k for k in missing if "lora_" in k or k.startswith("classifier.")):
         raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {unexpected or missing}")
     merge_lora(model)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(cached)
+    if cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        tmp.replace(cached)
     return tokenizer, model.eval()
 
 

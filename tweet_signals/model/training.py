@@ -397,7 +397,7 @@ def train_embedded(
     calibration = calibrate_head_bias(output, data.validation, config.max_length)
     from tweet_signals.model.embedded import load_embedded
 
-    final_tokenizer, final_model = load_embedded(output)
+    final_tokenizer, final_model = load_embedded(output, cache=False)
     final = classifier_for(final_model, final_tokenizer, config.max_length)
     final_validation = {v.name: set_figures(v, final.predict_proba(v.texts)) for v in data.validation if v.texts}
     checks = {c.name: set_figures(c, final.predict_proba(c.texts)) for c in data.checks if c.texts}
@@ -481,7 +481,7 @@ def calibrate_head_bias(adapter: Path, validation: list[LabelledSet], max_length
 
     from tweet_signals.model.embedded import load_embedded
 
-    tokenizer, model = load_embedded(adapter)
+    tokenizer, model = load_embedded(adapter, cache=False)
     clf = classifier_for(model, tokenizer, max_length)
     logits = {}
     for v in validation:
