@@ -116,7 +116,8 @@ def evaluate_panel_signals(
             benchmark=benchmark.upper() if benchmark else None,
             split=split,
         )
-        symbols = [s for s in load_price_panel(Path(prices_dir), close_column) if s != settings.benchmark]
+        panel = load_price_panel(Path(prices_dir), close_column)  # read once: symbols here, returns in the task
+        symbols = [s for s in panel if s != settings.benchmark]
         if input:
             source = PostsFile(
                 Path(input), columns, model, exchange, naive_tz, date_only, workers, scored_cache(data_root)
@@ -127,6 +128,6 @@ def evaluate_panel_signals(
         else:
             raise ValueError("give data_root (stored signals) or input (a posts file)")
         target = out_dir or str(location(data_root or ".") / "reports" / "panel")
-        return evaluate_panel_task(signals, prices_dir, target, settings, close_column)
+        return evaluate_panel_task(signals, panel, prices_dir, target, settings)
     except (ValueError, OSError) as exc:
         return Failed(message=f"{BAD_INPUT}: {exc}")

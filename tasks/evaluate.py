@@ -27,9 +27,9 @@ def evaluate_task(signals: pl.DataFrame, symbol: str, settings: EvaluationSettin
 
 @task(name="evaluate-panel")
 def evaluate_panel_task(
-    signals: pl.DataFrame, prices_dir: str, out_dir: str, settings: PanelSettings, close_column: str | None
+    signals: pl.DataFrame, panel: dict[str, pl.DataFrame], prices_dir: str, out_dir: str, settings: PanelSettings
 ) -> dict[str, Any]:
-    result = evaluate_signal_panel(signals, prices_dir, out_dir, settings, close_column)
+    result = evaluate_signal_panel(signals, panel, prices_dir, out_dir, settings)
     report = location(result["report"])
     create_markdown_artifact(
         f"# Panel evaluation: {result['n_symbols']} symbols\n\n{result['verdict']}\n\n"

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.evaluation.history import with_empty_sessions
-from tweet_signals.evaluation.panel import PanelSettings, evaluate_panel, forward_returns, json_ready, load_price_panel
+from tweet_signals.evaluation.panel import PanelSettings, evaluate_panel, forward_returns, json_ready
 from tweet_signals.evaluation.panel_report import write_panel_report
 from tweet_signals.evaluation.report import write_report
 from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
@@ -85,11 +85,11 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
 
 
 def evaluate_signal_panel(
-    signals: pl.DataFrame, prices_dir: str, out_dir: str, settings: PanelSettings, close_column: str | None = None
+    signals: pl.DataFrame, panel: dict[str, pl.DataFrame], prices_dir: str, out_dir: str, settings: PanelSettings
 ) -> dict[str, Any]:
-    """Judge every symbol present in both ``signals`` and ``prices_dir`` at once (see ``panel``);
-    write the tear sheet and its data under ``out_dir``; return the summary (JSON-ready)."""
-    panel = load_price_panel(Path(prices_dir), close_column)
+    """Judge every symbol present in both ``signals`` and the price ``panel`` (``load_price_panel``
+    of ``prices_dir``) at once (see ``panel``); write the tear sheet and its data under ``out_dir``;
+    return the summary (JSON-ready)."""
     wanted = set(signals["symbol"].unique().to_list()) if signals.height else set()
     if settings.benchmark:
         wanted.add(settings.benchmark)
