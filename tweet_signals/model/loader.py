@@ -319,16 +319,21 @@ def engine_fidelity(config: AnalyzerConfig, engine: str, texts: Sequence[str]) -
     }
 
 
+def engine_cache_dir(model: str) -> Path:
+    """Where a model's ONNX exports, fidelity verdicts and cascade margin live (per revision)."""
+    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
+
+    return onnx_cache_dir(Path(model) if Path(model).is_dir() else None, model_revision(model))
+
+
 def calibrate_cascade(config: AnalyzerConfig, texts: Sequence[str]) -> dict[str, float]:
     """Choose and store the cascade's margin on ``texts`` (int8 against torch fp32)."""
     from tweet_signals.model.engines.cascade import choose_margin, margin_path
-    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
 
     exact = build_analyzer(replace(config, engine="torch-fp32")).predict_proba(texts)
     fast = build_analyzer(replace(config, engine="onnx-int8")).predict_proba(texts)
     chosen = choose_margin(fast, exact)
-    model_dir = Path(config.model) if Path(config.model).is_dir() else None
-    path = margin_path(onnx_cache_dir(model_dir, model_revision(config.model)), config.device)
+    path = margin_path(engine_cache_dir(config.model), config.device)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(chosen))
     return chosen
@@ -363,12 +368,10 @@ def resolve_engine(config: AnalyzerConfig, calibration: Callable[[], Sequence[st
     run of a model pays for the checks (and only that run calls ``calibration``).
     """
     from tweet_signals.model.engines.cascade import CASCADE, read_margin
-    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
     from tweet_signals.model.engines.selection import REFERENCE, engine_candidates
 
     device = resolve_device(config.device)
-    model_dir = Path(config.model) if Path(config.model).is_dir() else None
-    cache = onnx_cache_dir(model_dir, model_revision(config.model))
+    cache = engine_cache_dir(config.model)
 
     def with_margin(chosen: AnalyzerConfig) -> AnalyzerConfig:
         """The cascade with its stored margin (calibrated again if the file is gone)."""
