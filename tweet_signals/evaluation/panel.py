@@ -5,7 +5,8 @@ per-session quantiles, mean information coefficient and its IR), computed in pol
 inference uses the field's libraries: Newey–West (HAC) standard errors from statsmodels for
 the mean IC and the quantile spread (forward returns over h sessions overlap, so the per-session
 figures are autocorrelated), Holm's step-down adjustment from statsmodels over every test the
-report makes, and a stationary block bootstrap from ``arch`` for the per-symbol correlations.
+report makes, and the stationary block bootstrap (``arch``) of ``statistics.correlation`` for the
+per-symbol correlations.
 
 Definitions (sessions are each symbol's own price sessions):
 - forward return over h: close_{t+h} / close_t − 1; market-relative: minus the benchmark's over
@@ -31,9 +32,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
-from tweet_signals.evaluation.statistics import hit_rate_test, load_prices, long_flat_strategy
+from tweet_signals.evaluation.statistics import correlation, hit_rate_test, load_prices, long_flat_strategy
 
 MIN_SYMBOLS = 5  # fewer symbols in a session: no cross-sectional figure for it
 THRESHOLD_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # z-score thresholds the in-sample fit chooses from
@@ -237,29 +237,6 @@ def turnover(frame: pl.DataFrame, quantiles: int, min_symbols: int) -> dict[int,
     return dict(sorted(out.items()))
 
 
-def block_bootstrap_ci(x: np.ndarray, y: np.ndarray, seed: int, reps: int = 500) -> tuple[float, float]:
-    """95% interval of Spearman ρ(x, y) from a stationary block bootstrap (``arch``), blocks of
-    about n^(1/3) sessions, so autocorrelation in the series widens it as it should."""
-    from arch.bootstrap import StationaryBootstrap
-
-    if len(x) < 8:
-        return float("nan"), float("nan")
-    block = max(2.0, len(x) ** (1 / 3))
-    boot = StationaryBootstrap(block, x, y, seed=np.random.default_rng(seed))
-
-    def rho(a: np.ndarray, b: np.ndarray) -> float:
-        if np.std(a) == 0 or np.std(b) == 0:
-            return float("nan")
-        return float(stats.spearmanr(a, b).statistic)
-
-    values = np.array([rho(*pos) for pos, _ in boot.bootstrap(reps)])
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return float("nan"), float("nan")
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def symbol_figures(frame: pl.DataFrame, symbol: str, settings: PanelSettings) -> dict[str, Any]:
     """The single-series figures of one symbol: next-session Spearman (block-bootstrap interval),
     hit rate against its base rate, long/flat on the centred signal against buy-and-hold."""
@@ -285,9 +262,7 @@ def symbol_figures(frame: pl.DataFrame, symbol: str, settings: PanelSettings) ->
         }
     x = usable["signal"].to_numpy().astype(float)
     y = usable["next_return"].to_numpy().astype(float)
-    constant = np.std(x) == 0 or np.std(y) == 0
-    rho = stats.spearmanr(x, y) if not constant else None
-    low, high = block_bootstrap_ci(x, y, settings.seed) if not constant else (float("nan"), float("nan"))
+    rho = correlation(x, y, "spearman", settings.seed, n_boot=500)  # block-bootstrap interval
     hit = hit_rate_test(x, y)
     calendar = rows.filter(pl.col("next_return").is_not_null())
     strategy = long_flat_strategy(
@@ -300,10 +275,10 @@ def symbol_figures(frame: pl.DataFrame, symbol: str, settings: PanelSettings) ->
     return {
         **base,
         "enough_data": True,
-        "spearman": float(rho.statistic) if rho is not None else None,
-        "spearman_ci_low": low,
-        "spearman_ci_high": high,
-        "p_value": float(rho.pvalue) if rho is not None else 1.0,
+        "spearman": None if np.isnan(rho.value) else rho.value,  # NaN: a constant series
+        "spearman_ci_low": rho.ci_low,
+        "spearman_ci_high": rho.ci_high,
+        "p_value": rho.p_value,
         "hit_rate": hit["hit_rate"],
         "hit_rate_base": hit["base"],
         "hit_rate_p_value": hit["p"],
