@@ -183,6 +183,27 @@ def test_workers_run_the_cached_weights_on_a_plain_torch_encoder_with_the_same_o
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_a_warm_torch_worker_imports_only_what_its_engine_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's start is mostly imports: with the merged weights cached, the embedded model on
+    torch must not pull in transformers, the storage layer's polars and pyarrow, or torch's
+    compiler stack (which building modules on the meta device would import)."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path / "cache"))
+    embedded.load_embedded_module()  # caches the merged weights, as a model's first worker does
+    script = (
+        "import sys; from tweet_signals.model.loader import AnalyzerConfig, build_analyzer; "
+        "build_analyzer(AnalyzerConfig(model='embedded', engine='torch-bf16', device='cpu'))"
+        ".predict_proba(['nifty up']); "
+        "print(sorted(m for m in ('transformers', 'polars', 'pyarrow', 'torch._dynamo') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def _validation_slice(name: str, n: int) -> tuple[list[str], list[int]]:
     from tweet_signals.model.training import validation_set
 

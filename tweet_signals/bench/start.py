@@ -3,7 +3,8 @@
 Cold: the model's derived files are not cached yet (the encoder is hashed, the embedded model is
 built from the encoder and adapter with transformers, its merged weights cached). Warm: what
 every later worker of that model revision pays. Both in the same run, alternated, median of
-``repeats`` runs each.
+``repeats`` runs each, with the floor beside them: a fresh interpreter that only imports the
+engine's runtime (torch, or ONNX Runtime for the plain ONNX engines).
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ def worker_start(
 
     resolve = _RESOLVE if engine == CASCADE else ""
     code = _FIRST_BATCH.format(model=model, engine=engine, threads=threads, resolve=resolve)
-    cold, warm = [], []
+    # The floor no cache can lower: a fresh interpreter importing the engine's runtime.
+    runtime = "import onnxruntime" if engine.startswith("onnx-") and engine != CASCADE else "import torch"
+    cold, warm, floor = [], [], []
     base = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="tweet-signals-start-") as cache:
             env = {**base, "TWEET_SIGNALS_CACHE": cache}
             cold.append(_once(code, env))
             warm.append(_once(code, env))
+            floor.append(_once(runtime, env))
     return {
         "model": model,
         "engine": engine,
@@ -62,6 +66,7 @@ def worker_start(
         "cold_s": round(statistics.median(cold), 2),
         "warm_s": round(statistics.median(warm), 2),
         "cold_over_warm": round(statistics.median(cold) / statistics.median(warm), 2),
+        "runtime_import_s": round(statistics.median(floor), 2),
         "cold_runs": [round(v, 2) for v in cold],
         "warm_runs": [round(v, 2) for v in warm],
     }

@@ -129,7 +129,7 @@ def read_adapter_metadata(path: Path = ADAPTER_PATH) -> dict[str, object]:
 
 def merged_weights_path(adapter_path: Path) -> Path:
     """The cached merged weights of (official encoder, this adapter): keyed by both hashes."""
-    from tweet_signals.storage import sha256_file
+    from tweet_signals.hashing import sha256_file
 
     return cache_dir() / f"merged-{BASE_SHA256[:12]}-{sha256_file(adapter_path)[:16]}.safetensors"
 
@@ -173,12 +173,13 @@ def load_embedded_module(adapter_path: Path = ADAPTER_PATH) -> MeanPoolClassifie
     cached = merged_weights_path(adapter_path) if adapter_path.is_file() else None
     if cached is None or not cached.is_file():
         return load_embedded(adapter_path)[1]
-    from tweet_signals.model.minilm import BertEncoder
+    from tweet_signals.model.minilm import BertEncoder, uninitialised_parameters
 
     verify_base_weights(base_model_dir() / "model.safetensors")  # the cache is only as good as its source
     config = json.loads((base_model_dir() / "config.json").read_text(encoding="utf-8"))
-    model = MeanPoolClassifier(BertEncoder(config), config["hidden_size"], len(LABELS))
-    model.load_state_dict(load_file(str(cached)), strict=True)
+    with uninitialised_parameters():  # every parameter is overwritten by the cached weights next
+        model = MeanPoolClassifier(BertEncoder(config), config["hidden_size"], len(LABELS))
+    model.load_state_dict(load_file(str(cached)), strict=True, assign=True)
     return model.eval()
 
 

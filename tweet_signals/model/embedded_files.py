@@ -11,8 +11,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from tweet_signals.hashing import sha256_file
 from tweet_signals.model.base import ModelUnavailableError
-from tweet_signals.storage import sha256_file, write_json_atomic
 
 # Official revision 1110a243 of sentence-transformers/all-MiniLM-L6-v2.
 BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -62,7 +62,10 @@ def verify_base_weights(path: Path) -> Path:
         pass
     actual = sha256_file(path)
     if actual == BASE_SHA256:
-        write_json_atomic({**identity, "sha256": actual}, record)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**identity, "sha256": actual}), encoding="utf-8")
+        tmp.replace(record)
     if actual != BASE_SHA256:
         raise ModelUnavailableError(
             f"Refusing to load {path}: its SHA-256 is {actual}, but the official "

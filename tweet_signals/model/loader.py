@@ -96,8 +96,8 @@ def model_revision(model: str) -> str:
 
     adapter = embedded_adapter(model)
     if adapter is not None:
+        from tweet_signals.hashing import sha256_file
         from tweet_signals.model.embedded_files import BASE_SHA256
-        from tweet_signals.storage import sha256_file
 
         if not adapter.is_file():
             return "missing"

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from tweet_signals.hashing import sha256_file
+
 META_KEY = b"tweet_signals"
 # Row groups of this many rows let an analyze chunk read little more than its own rows of a
 # day's file, which matters most when the file sits in an object store.
@@ -158,17 +160,6 @@ def read_json(path: AnyPath) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def sha256_file(path: AnyPath) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_digest(path: AnyPath) -> str:
