@@ -26,15 +26,15 @@ def uninitialised_parameters() -> Iterator[None]:
     Random initialisation of MiniLM's 22M parameters costs a worker about 0.1 s, all of it
     overwritten by the load. (Building on the meta device instead is no faster to start: torch's
     meta initialisers import ``torch._dynamo``, 0.7 s.)"""
-    layers = (nn.Linear, nn.Embedding, nn.LayerNorm)
-    saved = [layer.reset_parameters for layer in layers]
+    layers: tuple[type[nn.Module], ...] = (nn.Linear, nn.Embedding, nn.LayerNorm)
+    saved = [vars(layer)["reset_parameters"] for layer in layers]
     try:
         for layer in layers:
-            layer.reset_parameters = lambda self: None  # type: ignore[method-assign]
+            setattr(layer, "reset_parameters", lambda self: None)  # noqa: B010 - patched on the class
         yield
     finally:
         for layer, original in zip(layers, saved, strict=True):
-            layer.reset_parameters = original  # type: ignore[method-assign]
+            setattr(layer, "reset_parameters", original)  # noqa: B010
 
 
 class _Embeddings(nn.Module):
