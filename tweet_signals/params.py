@@ -48,7 +48,14 @@ class SignalsParams(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="Hugging Face hub id, local model directory, or 'embedded'")
     device: str = Field("auto", description="auto, cpu, cuda or mps")
     engine: Literal[
-        "auto", "torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8", "onnx-int8-verified"
+        "auto",
+        "torch-fp32",
+        "torch-bf16",
+        "torch-int8",
+        "onnx-fp32",
+        "onnx-int8",
+        "onnx-int8-verified",
+        "torch-bf16-compiled",
     ] = Field("auto", description="Inference engine; auto picks the fastest that agrees with torch fp32")
     workers: int | Literal["auto"] = Field("auto", description="Analyzer worker processes (auto: cores - 1)")
     task_runner: Literal["process", "dask"] = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ EMBEDDED_BOUNDS = {
     "onnx-fp32": (1.0, 1e-4),
     "onnx-int8": (0.9, 0.6),
     "torch-int8": (0.8, 1.0),
+    "torch-bf16-compiled": (0.97, 0.1),
 }
 
 
@@ -48,6 +50,61 @@ def test_every_engine_runs_a_hugging_face_model(engine: str, tiny_roberta: Path)
     probs = build_analyzer(config).predict_proba(TEXTS)
     tolerance = 1e-4 if engine == "onnx-fp32" else 0.1
     np.testing.assert_allclose(probs, reference, atol=tolerance)
+
+
+def test_the_compiled_engine_is_built_once_and_runs_fused_kernels(
+    tiny_roberta: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first build compiles the model into a library in the model's cache; every later worker
+    loads that library (no second compile) and agrees with fp32 within bf16's error."""
+    from tweet_signals.model.engines import compiled
+
+    config = AnalyzerConfig(model=str(tiny_roberta), engine=compiled.COMPILED, device="cpu")
+    first = build_analyzer(config)
+    assert isinstance(first.logits_fn, compiled.CompiledLogits)
+    library = first.logits_fn.library
+    assert library.parent == loader.engine_cache_dir(str(tiny_roberta)) and library.suffix == ".so"
+    built_at = library.stat().st_mtime_ns
+
+    def no_second_compile(*args: object) -> Path:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(compiled, "_build", no_second_compile)
+    again = build_analyzer(config)
+    assert isinstance(again.logits_fn, compiled.CompiledLogits) and library.stat().st_mtime_ns == built_at
+    reference = build_analyzer(replace(config, engine="torch-fp32")).predict_proba(TEXTS)
+    probs = again.predict_proba(TEXTS)
+    assert float((probs.argmax(1) == reference.argmax(1)).mean()) >= 0.97
+    np.testing.assert_allclose(probs, reference, atol=0.05)
+    # Batch sizes and lengths other than the export's example, down to one text of two tokens.
+    fp32 = build_analyzer(replace(config, engine="torch-fp32"))
+    for texts in (TEXTS[:1], [""], TEXTS[:33]):
+        np.testing.assert_allclose(again.predict_proba(texts), fp32.predict_proba(texts), atol=0.05)
+
+
+def test_a_failed_compile_runs_eager_bf16_and_fails_the_fidelity_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Inductor cannot build (no compiler, an unsupported operator) an explicit request runs
+    eager bf16 with a warning, later workers do not try again, and auto never takes the engine."""
+    from tweet_signals.model.engines import compiled
+    from tweet_signals.model.engines.torch_engine import TorchLogits
+
+    monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path / "cache"))
+    attempts: list[int] = []
+
+    def broken(*args: object) -> Path:
+        attempts.append(1)
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(compiled, "_build", broken)
+    config = AnalyzerConfig(model="embedded", engine=compiled.COMPILED, device="cpu")
+    for _ in range(2):
+        analyzer = build_analyzer(config)
+        assert isinstance(analyzer.logits_fn, TorchLogits)
+    assert attempts == [1]  # the failure is recorded beside the library's place
+    verdict = loader._verdict(replace(config, engine="auto"), compiled.COMPILED, TEXTS[:8])
+    assert "no C++ compiler" in verdict["error"] and not loader.passes(verdict)
 
 
 def test_onnx_export_is_cached_next_to_a_local_model(tiny_roberta: Path) -> None:
@@ -144,6 +201,7 @@ def test_auto_picks_the_fastest_passing_engine_from_recorded_verdicts(tiny_rober
     recorded = {  # (agreement, max prob diff, speed): int8 fastest but wrong, the cascade next
         "onnx-int8": (0.97, 0.3, 900.0),
         CASCADE: (0.998, 0.04, 700.0),
+        "torch-bf16-compiled": (0.996, 0.03, 600.0),
         "torch-bf16": (0.999, 0.02, 500.0),
     }
     for engine in engine_candidates("cpu")[:-1]:

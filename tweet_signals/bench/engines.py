@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tweet_signals.model.engines.compiled import COMPILED
 from tweet_signals.model.engines.selection import ENGINES
 
 ROBERTA = "roberta-base"
@@ -195,7 +196,7 @@ def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers:
         return _run_loop(model_path, texts, workers, device)
     if kind == "bare":
         return _run_bare(model_path, texts, engine, device)
-    if kind == "export":  # an ONNX graph (and the cascade's margin) is made once per model revision
+    if kind == "export":  # an ONNX graph, compiled library or cascade margin: once per model revision
         from tweet_signals.model.loader import AnalyzerConfig, build_analyzer, resolve_engine
         from tweet_signals.stages.analyze import calibration_texts
 
@@ -275,7 +276,7 @@ def run_benchmark(
             add(model, "one-per-call-pool", pool_size, len(loop_texts), pooled, base_rate, **loop)
             reference: np.ndarray | None = None
             for engine in engines:
-                if engine.startswith("onnx-"):
+                if engine.startswith("onnx-") or engine == COMPILED:
                     _in_fresh_process("export", path, [], engine, 1, device)
                 bare_rate: float | None = None
                 if bare:

@@ -280,6 +280,7 @@ def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
         model_dir,
         model_revision(config.model),
         config.cascade_margin,
+        max_tokens=config.max_length,
     )
     LOADS_IN_PROCESS += 1
     batch_tokens, max_batch_size = batch_shape(config, device)
@@ -343,8 +344,12 @@ def _verdict(config: AnalyzerConfig, candidate: str, texts: Sequence[str]) -> di
     """The fidelity verdict of one candidate; the cascade is calibrated on the first half of the
     texts and judged on the second, so its verdict is not measured on what chose its margin."""
     from tweet_signals.model.engines.cascade import CASCADE
+    from tweet_signals.model.engines.compiled import COMPILED, compiled_library
 
     try:
+        if candidate == COMPILED:  # a failed build must fail the verdict, not run eager under its name
+            parts = _load_parts(config, candidate)
+            compiled_library(parts.load_module, parts.hf_output, engine_cache_dir(config.model), config.max_length)
         if candidate == CASCADE:
             half = len(texts) // 2
             calibration = calibrate_cascade(config, texts[:half])

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 from tweet_signals.model.base import LogitsFn
 from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, read_margin
+from tweet_signals.model.engines.compiled import COMPILED, compiled_logits
 from tweet_signals.model.engines.onnx_engine import cached_onnx, onnx_cache_dir, onnx_logits
 
 if TYPE_CHECKING:
     import torch
 
-ENGINES = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8", CASCADE)
+ENGINES = ("torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8", CASCADE, COMPILED)
 REFERENCE = "torch-fp32"
 
 
@@ -36,7 +37,8 @@ def engine_candidates(device: str) -> list[str]:
     calibration posts wins (fp32, the reference, when none passes).
 
     On a 2-core AVX512-BF16 CPU (``tweet-signals benchmark``): ONNX int8 is the fastest but may
-    disagree; the int8 cascade re-scores int8's unsure posts with fp32; bf16 weights; fp32.
+    disagree; the int8 cascade re-scores int8's unsure posts with fp32; bf16 weights compiled
+    ahead of time into fused kernels, then the same eagerly; fp32.
     """
     if device == "cuda":
         import torch
@@ -44,7 +46,7 @@ def engine_candidates(device: str) -> list[str]:
         return ["torch-bf16", REFERENCE] if torch.cuda.is_bf16_supported() else [REFERENCE]
     if device == "mps":
         return [REFERENCE]
-    return ["onnx-int8", CASCADE, *(["torch-bf16"] if cpu_has_bf16() else []), REFERENCE]
+    return ["onnx-int8", CASCADE, *([COMPILED, "torch-bf16"] if cpu_has_bf16() else []), REFERENCE]
 
 
 def make_logits_fn(
@@ -56,9 +58,11 @@ def make_logits_fn(
     model_dir: Path | None,
     revision: str,
     cascade_margin: float | None = None,
+    max_tokens: int = 512,
 ) -> LogitsFn:
     """The ``logits_fn`` of ``engine``; ``load_module`` gives the fp32 torch classifier, which
-    the ONNX engines only need when their export is not cached yet."""
+    the ONNX engines only need when their export is not cached yet; ``max_tokens`` bounds the
+    lengths a compiled model accepts (the analyzer's ``max_length``)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)} or auto")
     if engine == CASCADE:
@@ -69,6 +73,8 @@ def make_logits_fn(
         fast = onnx_logits(cached_onnx(load_module, hf_output, cache, True), device, threads)
         exact = onnx_logits(cached_onnx(load_module, hf_output, cache, False), device, threads)
         return CascadeLogits(fast, exact, margin)
+    if engine == COMPILED:
+        return compiled_logits(load_module, hf_output, onnx_cache_dir(model_dir, revision), device, max_tokens)
     if engine.startswith("onnx-"):
         graph = cached_onnx(load_module, hf_output, onnx_cache_dir(model_dir, revision), engine == "onnx-int8")
         return onnx_logits(graph, device, threads)
