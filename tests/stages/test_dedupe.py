@@ -75,9 +75,11 @@ def test_dedupe_file_streams_the_same_survivors_as_dedupe_posts(tmp_path: Path, 
     raw = tmp_path / "raw.parquet"
     posts.write_parquet(raw, row_group_size=700)
     in_memory, stats = dedupe_posts(posts, ALIASES)
-    rows, streamed_stats = dedupe.dedupe_file(raw, tmp_path / "clean.parquet", ALIASES, {"key": 1})
+    rows, streamed_stats = dedupe.dedupe_file(raw, tmp_path / "clean.parquet", ALIASES, {"key": 1}, workers=2)
+    serial_rows, _ = dedupe.dedupe_file(raw, tmp_path / "serial.parquet", ALIASES, {"key": 1}, workers=1)
     streamed = pl.read_parquet(tmp_path / "clean.parquet")
     assert stats == streamed_stats and rows == streamed.height == in_memory.height
     assert 0.8 * posts.height < rows < posts.height  # retweets and copies go, distinct posts stay
     assert streamed.sort("created_at", "id").equals(in_memory)
     assert streamed["id"].to_list() == sorted(streamed["id"].to_list())  # collection order
+    assert serial_rows == rows and pl.read_parquet(tmp_path / "serial.parquet").equals(streamed)  # 2 processes or 1

@@ -99,22 +99,49 @@ def daily_mood(seed: int, session: date, symbols: Sequence[str]) -> dict[str, fl
     return {s: float(np.tanh(rng.normal(0.0, 0.8))) for s in symbols}
 
 
+# A day is generated in shards of this many posts, each from its own random stream, so shards can
+# be generated in parallel and the day is the same whatever the number of processes. The first
+# shard's stream is the day's own (``[seed, session]``): days up to this size are unchanged by sharding.
+SHARD_POSTS = 50_000
+
+
+def shard_count(n_posts: int, shard_posts: int = SHARD_POSTS) -> int:
+    return max(1, -(-n_posts // shard_posts))
+
+
 def generate_posts(
     session: date,
     n_posts: int,
     symbols: Sequence[str] = ("NIFTY", "SENSEX", "BANKNIFTY"),
     seed: int = 2026,
     exchange: str = DEFAULT_EXCHANGE,
+    shard_posts: int = SHARD_POSTS,
 ) -> Iterator[dict[str, Any]]:
-    """Canonical post records for one session's window, deterministically."""
-    rng = np.random.default_rng([seed, session.toordinal()])
+    """Canonical post records for one session's window, deterministically (shard after shard)."""
+    for shard in range(shard_count(n_posts, shard_posts)):
+        yield from generate_shard(session, n_posts, shard, symbols, seed, exchange, shard_posts)
+
+
+def generate_shard(
+    session: date,
+    n_posts: int,
+    shard: int,
+    symbols: Sequence[str] = ("NIFTY", "SENSEX", "BANKNIFTY"),
+    seed: int = 2026,
+    exchange: str = DEFAULT_EXCHANGE,
+    shard_posts: int = SHARD_POSTS,
+) -> Iterator[dict[str, Any]]:
+    """Posts ``shard * shard_posts`` up to the next shard (or ``n_posts``) of the session's day.
+    Retweets and copies take their originals from earlier posts of the same shard."""
+    ordinal = session.toordinal()
+    rng = np.random.default_rng([seed, ordinal] if shard == 0 else [seed, ordinal, shard])
     mood = daily_mood(seed, session, symbols)
     start, end = session_window(session, exchange)
     cal = calendar(exchange)
     market_open = cal.session_open(session).to_pydatetime()
     originals: list[dict[str, Any]] = []
     prefix = session.strftime("%Y%m%d")
-    for i in range(n_posts):
+    for i in range(shard * shard_posts, min(n_posts, (shard + 1) * shard_posts)):
         # 70% of posts in market hours, the rest spread over the evening/night before.
         if rng.random() < 0.7:
             moment = market_open + (end - market_open) * float(rng.random())

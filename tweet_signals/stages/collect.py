@@ -19,6 +19,7 @@ import polars as pl
 
 from tweet_signals.market.sessions import session_window
 from tweet_signals.params import SignalsParams
+from tweet_signals.processes import ordered_map
 from tweet_signals.sources.files import parse_column_map, stream_posts
 from tweet_signals.sources.schema import (
     NormaliseStats,
@@ -29,7 +30,7 @@ from tweet_signals.sources.schema import (
     quarantine_frame,
     quarantine_row,
 )
-from tweet_signals.sources.synthetic import generate_posts
+from tweet_signals.sources.synthetic import SHARD_POSTS, generate_shard, shard_count
 from tweet_signals.sources.x_api import (
     DEFAULT_BASE_URL,
     FetchReport,
@@ -102,11 +103,6 @@ def stream_source(
     raise ValueError(f"unknown source {params.source!r}")
 
 
-# Synthetic days are generated and written this many posts at a time: a million-post day never
-# sits in memory as Python records.
-SYNTHETIC_BATCH = 50_000
-
-
 # A post dated after the moment it was collected (plus this much clock skew between the source's
 # servers and ours) cannot be real: it is quarantined as ``future_timestamp``, not counted for a
 # later session.
@@ -146,24 +142,54 @@ class SessionRows:
         self.out_of_window += outside
 
 
-def write_synthetic(params: SignalsParams, run_date: date, path: AnyPath) -> dict[str, object]:
-    """Generate the session's synthetic posts straight into ``path``, batch by batch."""
+@dataclass(frozen=True)
+class SyntheticShard:
+    """One shard of a synthetic day: what a worker process needs to generate it on its own."""
+
+    session: date
+    n_posts: int
+    shard: int
+    symbols: tuple[str, ...]
+    seed: int
+    exchange: str
+    shard_posts: int = SHARD_POSTS
+
+
+def synthetic_shard_frame(spec: SyntheticShard) -> tuple[pl.DataFrame, dict[str, int]]:
+    """A shard's posts, generated and normalised (in a worker process), and the repairs applied."""
     stats = NormaliseStats()
+    records = generate_shard(
+        spec.session, spec.n_posts, spec.shard, spec.symbols, spec.seed, spec.exchange, spec.shard_posts
+    )
+    try:
+        rows = [normalise_record(record, "synthetic", stats) for record in records]
+    except Quarantined as exc:  # pragma: no cover - the generator writes valid records
+        raise AssertionError(f"generator wrote an invalid record: {exc}") from exc
+    return posts_frame(rows), stats.repairs
+
+
+def write_synthetic(
+    params: SignalsParams, run_date: date, path: AnyPath, shard_posts: int = SHARD_POSTS, workers: int = 0
+) -> dict[str, object]:
+    """Generate the session's synthetic posts straight into ``path``, a shard at a time: shards are
+    generated in parallel worker processes (the generator is Python per post) and written in order,
+    so the file is the same whatever the number of processes (``workers``; 0: every core)."""
+    n_shards = shard_count(params.synthetic_posts, shard_posts)
+    specs = [
+        SyntheticShard(
+            run_date, params.synthetic_posts, k, tuple(params.symbols), params.seed, params.exchange, shard_posts
+        )
+        for k in range(n_shards)
+    ]
     records_in = 0
-    batch: list[dict[str, object]] = []
+    repairs: dict[str, int] = {}
     with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
         session = SessionRows(writer, run_date, params.exchange)
-        for record in generate_posts(run_date, params.synthetic_posts, params.symbols, params.seed, params.exchange):
-            try:
-                batch.append(normalise_record(record, "synthetic", stats))
-            except Quarantined as exc:  # pragma: no cover - the generator writes valid records
-                raise AssertionError(f"generator wrote an invalid record: {exc}") from exc
-            if len(batch) == SYNTHETIC_BATCH:
-                records_in += len(batch)
-                session(posts_frame(batch))
-                batch.clear()
-        records_in += len(batch)
-        session(posts_frame(batch))
+        for frame, shard_repairs in ordered_map(synthetic_shard_frame, specs, workers or os.cpu_count() or 1):
+            records_in += frame.height
+            session(frame)
+            for rule, count in shard_repairs.items():
+                repairs[rule] = repairs.get(rule, 0) + count
         posts, out_of_window = session.posts, session.out_of_window
         if posts == 0:
             raise EmptyDayError(f"No synthetic posts fall in session {run_date}'s window.")
@@ -172,7 +198,7 @@ def write_synthetic(params: SignalsParams, run_date: date, path: AnyPath) -> dic
             "posts": posts,
             "out_of_window": out_of_window,
             "quarantined": 0,
-            "repairs": stats.repairs,
+            "repairs": repairs,
             "x_api": None,
         }
         writer.close({"counts": counts, "source": params.source})

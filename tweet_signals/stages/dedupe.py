@@ -13,6 +13,7 @@ survivors to the clean file batch by batch, so a million-post day never sits in 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ import polars as pl
 
 from tweet_signals.market.symbols import extract_symbols
 from tweet_signals.params import SignalsParams
+from tweet_signals.processes import ordered_map
 from tweet_signals.storage import AnyPath, ParquetStreamWriter, Storage, current_parquet, file_digest, uri
 
 _RT_PREFIX = r"^RT @\w+:\s*"
@@ -150,22 +152,51 @@ def dedupe_posts(posts: pl.DataFrame, aliases: Mapping[str, str]) -> tuple[pl.Da
     return _with_symbols(clean, aliases), stats
 
 
+@dataclass(frozen=True)
+class CleanPart:
+    """One batch of the clean file: what a worker process needs to write its rows on its own."""
+
+    raw: str  # the raw file's URI
+    start: int  # its first row in the raw file
+    rows: int  # raw rows it covers
+    kept: pl.DataFrame  # (``_row``, ``dup_count``) of this batch's survivors
+    aliases: Mapping[str, str]
+
+
+def clean_part(part: CleanPart) -> pl.DataFrame:
+    """The surviving rows of one raw batch, in raw order, with ``dup_count`` and ``symbols`` (the
+    symbol lookup is Python per post: the reason batches go to worker processes)."""
+    rows = pl.scan_parquet(part.raw).slice(part.start, part.rows).with_row_index("_row", offset=part.start)
+    batch = rows.collect().join(part.kept, on="_row", how="inner", maintain_order="left").drop("_row")
+    return _with_symbols(batch, part.aliases)
+
+
 def dedupe_file(
-    raw: AnyPath, clean: AnyPath, aliases: Mapping[str, str], metadata: dict[str, Any]
+    raw: AnyPath, clean: AnyPath, aliases: Mapping[str, str], metadata: dict[str, Any], workers: int = 0
 ) -> tuple[int, DedupeStats]:
     """``dedupe_posts`` from Parquet file to Parquet file in bounded memory.
 
     Survivors keep the raw file's (collection) order: putting a whole day in time order would
-    need it in memory at once. Returns the rows written and the stats (also in the metadata).
+    need it in memory at once. Batches of survivors are prepared in parallel worker processes
+    (``workers``; 0: every core) and written in order. Returns the rows written and the stats
+    (also in the metadata).
     """
     kept, stats = survivors(narrow_keys(pl.scan_parquet(uri(raw))).collect(engine="streaming"))
     keep = kept.sort("_row")
+    parts = [
+        CleanPart(
+            uri(raw),
+            start,
+            WRITE_BATCH,
+            keep.filter(pl.col("_row").is_between(start, start + WRITE_BATCH - 1)),
+            aliases,
+        )
+        for start in range(0, stats.posts_in, WRITE_BATCH)
+    ]
     empty = pl.scan_parquet(uri(raw)).head(0).collect().with_columns(pl.lit(None, dtype=pl.Int64).alias("dup_count"))
     with ParquetStreamWriter(clean, _with_symbols(empty, aliases).to_arrow().schema) as writer:
-        for start in range(0, stats.posts_in, WRITE_BATCH):
-            part = pl.scan_parquet(uri(raw)).slice(start, WRITE_BATCH).with_row_index("_row", offset=start).collect()
-            part = part.join(keep, on="_row", how="inner", maintain_order="left").drop("_row")
-            writer.write(_with_symbols(part, aliases))
+        for part in ordered_map(clean_part, parts, workers or os.cpu_count() or 1):
+            writer.write(part)
         writer.close({**metadata, "stats": stats.as_dict()})
         return writer.rows, stats
 
