@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "tweet_signals.market": 0,
     "tweet_signals.storage": 0,
     "tweet_signals.processes": -1,
+    "tweet_signals.hashing": -1,
 }
 
 

@@ -187,6 +187,23 @@ def features(
     _print_rows(f"keyword boost + engagement + TF-IDF relevance, {n} generated posts", rates, width=120)
 
 
+@bench_app.command("ingest")
+def ingest(
+    n: Annotated[int, typer.Option(help="Posts of the synthetic day")] = 1_000_000,
+    repeats: Annotated[int, typer.Option(help="Runs of each mode (the median is reported)")] = 3,
+    workers: Annotated[int, typer.Option(help="Processes of the parallel mode (0: every core)")] = 0,
+    as_json: JsonOut = False,
+) -> None:
+    """Collect and dedupe of one synthetic day: one process against every core, same run."""
+    from tweet_signals.bench.ingest import ingest_rates
+
+    rows = ingest_rates(n, repeats, workers)
+    if as_json:
+        write_json({"rows": rows})
+        return
+    _print_rows(f"collect + dedupe of {n} generated posts (median of {repeats})", rows, width=200)
+
+
 @bench_app.command("start")
 def start(
     model: Annotated[str, typer.Option(help="embedded, or a local model directory")] = "embedded",

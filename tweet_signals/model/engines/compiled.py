@@ -93,20 +93,26 @@ def compiled_library(
 
     Raises ``CompileUnavailableError`` when the build fails here (no C++ compiler, an operator
     Inductor cannot export) and records why, so later calls fail at once."""
+    from filelock import FileLock
+
     library = library_path(target, max_tokens)
     if library.is_file():
         return library
-    failure = _failure_path(library)
-    if failure.is_file():
-        raise CompileUnavailableError(json.loads(failure.read_text()).get("error", "compile failed before"))
     target.mkdir(parents=True, exist_ok=True)
-    try:
-        built = _build(load_module, hf_output, library, max_tokens)
-    except Exception as exc:  # torch.export and Inductor raise many kinds; all mean "not here"
-        message = f"{type(exc).__name__}: {str(exc)[:2000]}"
-        failure.write_text(json.dumps({"error": message}))
-        raise CompileUnavailableError(message) from exc
-    built.replace(library)  # atomic: a concurrent worker sees either no library or a whole one
+    # One build per machine: workers starting together wait for the first one's library.
+    with FileLock(str(library.with_suffix(".lock"))):
+        if library.is_file():
+            return library
+        failure = _failure_path(library)
+        if failure.is_file():
+            raise CompileUnavailableError(json.loads(failure.read_text()).get("error", "compile failed before"))
+        try:
+            built = _build(load_module, hf_output, library, max_tokens)
+        except Exception as exc:  # torch.export and Inductor raise many kinds; all mean "not here"
+            message = f"{type(exc).__name__}: {str(exc)[:2000]}"
+            failure.write_text(json.dumps({"error": message}))
+            raise CompileUnavailableError(message) from exc
+        built.replace(library)  # atomic: a reader sees either no library or a whole one
     return library
 
 
