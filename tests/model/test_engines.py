@@ -84,6 +84,33 @@ def test_the_compiled_engine_is_built_once_and_runs_fused_kernels(
         np.testing.assert_allclose(again.predict_proba(texts), fp32.predict_proba(texts), atol=0.05)
 
 
+@pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor compiles C++: no C++ compiler here")
+def test_a_fresh_worker_runs_the_compiled_library_it_did_not_build(reference: np.ndarray) -> None:
+    """Workers load a library another process compiled. Kernels that use AMX tiles fault in a
+    process that never asked the OS for AMX state (compiling asks; loading alone does not)."""
+    import subprocess
+    import sys
+
+    from tweet_signals.model.engines.compiled import COMPILED, CompiledLogits
+
+    config = AnalyzerConfig(model="embedded", engine=COMPILED, device="cpu")
+    built_here = build_analyzer(config)
+    assert isinstance(built_here.logits_fn, CompiledLogits)
+    script = (
+        "import json, sys; from tweet_signals.model.loader import AnalyzerConfig, build_analyzer; "
+        "from tweet_signals.stages.analyze import calibration_texts; "
+        f"a = build_analyzer(AnalyzerConfig(model='embedded', engine={COMPILED!r}, device='cpu')); "
+        "print(type(a.logits_fn).__name__, 'torch._inductor' in sys.modules); "
+        "print(json.dumps(a.predict_proba(calibration_texts(96)).tolist()))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    kind, probs = out.stdout.strip().splitlines()[-2:]
+    assert kind == "CompiledLogits False"  # loaded directly: no compiler stack imported
+    np.testing.assert_allclose(np.array(json.loads(probs)), built_here.predict_proba(TEXTS), atol=1e-5)
+    assert float((np.array(json.loads(probs)).argmax(1) == reference.argmax(1)).mean()) >= 0.97
+
+
 def test_a_failed_compile_runs_eager_bf16_and_fails_the_fidelity_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

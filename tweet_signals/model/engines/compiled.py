@@ -154,6 +154,11 @@ class CompiledLogits:
         # The runner AOTInductor's own loaders use for a CPU library; loading the library file
         # directly takes ~20 ms, where ``aoti_load_package`` unpacks the 47 MB package each time.
         self.runner: Any = torch._C._aoti.AOTIModelContainerRunnerCpu(str(library), 1)
+        # Kernels built for AMX tiles (Sapphire Rapids and later) fault with an illegal
+        # instruction until the process has asked the kernel for AMX state, which Inductor does
+        # when it compiles but a worker that only loads the library must do itself.
+        if torch.cpu._is_amx_tile_supported():
+            torch.cpu._init_amx()
         self.library = library
 
     def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
