@@ -161,10 +161,12 @@ def test_auto_picks_only_an_engine_that_agrees(tmp_path: Path, monkeypatch: pyte
 
 
 def test_features_computed_between_asynchronous_batches_equal_features_computed_after(tiny_roberta: Path) -> None:
-    """On a GPU the host computes features while batches run; the rows must not change."""
+    """On a GPU the host computes features while batches run and tokenises the next block while
+    this one runs; the rows must not change."""
     import polars as pl
+    from polars.testing import assert_frame_equal
 
-    from tweet_signals.stages.analyze import ScoringConfig, analyze_frame
+    from tweet_signals.stages.analyze import ScoringConfig, analyze_frame, encoded_blocks
     from tweet_signals.stages.tfidf import fit_tfidf
 
     texts = [f"$RELIANCE {'breakout ' * (i % 5)}{'crash ' * (i % 3)}post {i} #nifty" for i in range(300)]
@@ -188,6 +190,18 @@ def test_features_computed_between_asynchronous_batches_equal_features_computed_
     between = analyze_frame(posts, analyzer, tfidf, ScoringConfig(), phases)
     assert between.equals(after)
     assert set(phases) == {"encode", "model", "features"} and phases["features"] > 0
+    # Tokenised in blocks, the next on a helper thread while this one runs: the same ids in the
+    # same order, and the same rows, on the asynchronous path and the synchronous one alike.
+    waits: list[float] = []
+    blocks = list(encoded_blocks(analyzer, texts, 64, waits))
+    assert [len(b) for b in blocks] == [64, 64, 64, 64, 44] and len(waits) == 5
+    assert [ids for b in blocks for ids in b] == analyzer.encode(texts)
+    # (Batches form within a block, so padding widths differ: equal up to float rounding.)
+    blockwise = analyze_frame(posts, analyzer, tfidf, ScoringConfig(), encode_block=64)
+    assert_frame_equal(blockwise, after, check_exact=False, abs_tol=1e-5)
+    analyzer.logits_fn.asynchronous = False  # type: ignore[attr-defined]
+    blockwise = analyze_frame(posts, analyzer, tfidf, ScoringConfig(), encode_block=50)
+    assert_frame_equal(blockwise, after, check_exact=False, abs_tol=1e-5)
 
 
 @pytest.mark.parametrize("model", ["tiny", "embedded"])

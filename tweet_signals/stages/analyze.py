@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -105,25 +106,50 @@ def score_posts(
     )
 
 
+# On an accelerator a chunk is tokenised this many texts at a time, the next block on a helper
+# thread while the device runs this one (the Rust tokenizer releases the GIL), so the device does
+# not wait for the whole chunk's tokenisation before its first batch.
+ENCODE_BLOCK = 8_192
+
+
+def encoded_blocks(
+    analyzer: BatchedTextClassifier, texts: Sequence[str], block: int, waits: list[float]
+) -> Iterator[list[list[int]]]:
+    """Token ids of ``texts``, a block at a time, the next block tokenised on a helper thread while
+    the caller works on this one; ``waits`` receives the seconds the caller waited for each block."""
+    with ThreadPoolExecutor(1, thread_name_prefix="tokenise") as helper:
+        pending = helper.submit(analyzer.encode, texts[:block])
+        for start in range(0, len(texts), block):
+            t0 = time.perf_counter()
+            ids = pending.result()
+            waits.append(time.perf_counter() - t0)
+            if start + block < len(texts):
+                pending = helper.submit(analyzer.encode, texts[start + block : start + 2 * block])
+            yield ids
+
+
 def analyze_frame(
     posts: pl.DataFrame,
     analyzer: BatchedTextClassifier,
     tfidf: TfidfModel,
     scoring: ScoringConfig,
     phases: dict[str, float] | None = None,
+    encode_block: int | None = None,
 ) -> pl.DataFrame:
     """Model probabilities plus the model-independent features, as analyzed rows.
 
     On an accelerator the features are computed in slices between batch launches: the model
-    runs asynchronously, so the host's CPU work hides behind it instead of following it.
-    ``phases`` (when given) receives the seconds spent encoding, in the model and on features.
+    runs asynchronously, so the host's CPU work hides behind it instead of following it; and the
+    texts are tokenised in blocks of ``encode_block`` (default ``ENCODE_BLOCK`` there, the whole
+    chunk at once on a CPU, where the cores are busy either way), the next block while the device
+    runs this one. ``phases`` (when given) receives the seconds spent encoding (waiting for it,
+    when it overlaps the model), in the model and on features.
     """
     phases = phases if phases is not None else {}
     if not posts.height:
         return score_posts(posts, np.zeros((0, 3), np.float32), analyzer.model_id, tfidf, scoring)
-    started = time.perf_counter()
-    ids = analyzer.encode(posts["text"].to_list())
-    phases["encode"] = time.perf_counter() - started
+    texts = posts["text"].to_list()
+    block = encode_block if encode_block is not None else (ENCODE_BLOCK if analyzer.runs_asynchronously else 0)
     parts: list[PostFeatures] = []
     feature_seconds = 0.0
     # On an accelerator, one batch's rows of features per launch (a few ms of host work, less
@@ -142,13 +168,19 @@ def analyze_frame(
         feature_seconds += time.perf_counter() - t0
         return True
 
+    between = next_slice if analyzer.runs_asynchronously else None
     started = time.perf_counter()
-    if analyzer.runs_asynchronously:
-        probs = analyzer.predict_proba_encoded(ids, between_batches=next_slice)
-        phases["model"] = time.perf_counter() - started - feature_seconds
+    if 0 < block < len(texts):
+        waits: list[float] = []
+        blocks = [analyzer.predict_proba_encoded(ids, between) for ids in encoded_blocks(analyzer, texts, block, waits)]
+        probs = np.concatenate(blocks)
+        encode_seconds = sum(waits)
     else:
-        probs = analyzer.predict_proba_encoded(ids)
-        phases["model"] = time.perf_counter() - started
+        ids = analyzer.encode(texts)
+        encode_seconds = time.perf_counter() - started
+        probs = analyzer.predict_proba_encoded(ids, between)
+    phases["encode"] = encode_seconds
+    phases["model"] = time.perf_counter() - started - encode_seconds - feature_seconds
     while next_slice():  # what was not done between batches
         pass
     features = PostFeatures.concat(parts)
