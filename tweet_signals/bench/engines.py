@@ -229,6 +229,7 @@ class Row:
     device: str = "cpu"
     share_of_bare: float | None = None  # stage throughput / bare throughput, same engine and run
     phases: dict[str, float] | None = None  # stage rows: worker-seconds per phase, summed over chunks
+    load_s: float | None = None  # stage rows: worker-seconds loading the model (its start-up in the stage)
 
 
 def run_benchmark(
@@ -307,5 +308,6 @@ def run_benchmark(
                         share_of_bare=round(stage_rate / bare_rate, 3) if bare_rate else None,
                         kind=kind,
                         phases=result["phases"],
+                        load_s=result["phases"].get("load"),
                     )
     return rows

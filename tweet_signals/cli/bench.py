@@ -122,6 +122,7 @@ def engines(
         "peak_rss_mb_per_worker",
         "label_agreement",
         "max_prob_diff",
+        "load_s",
     )
     title = f"analyze throughput ({n} texts; loops on {loop_n}); roberta-base has random weights: speed only"
     _print_rows(title, [asdict(r) for r in rows], cols)
