@@ -128,10 +128,16 @@ def test_a_failed_compile_runs_eager_bf16_and_fails_the_fidelity_verdict(
 
     monkeypatch.setattr(compiled, "_build", broken)
     config = AnalyzerConfig(model="embedded", engine=compiled.COMPILED, device="cpu")
+    target = loader.engine_cache_dir("embedded")
+    killed_build = target / "tweet-signals-aoti-killed"  # what a build killed midway leaves
+    killed_build.mkdir(parents=True)
+    partial = target / f".{compiled.library_path(target, config.max_length).name}.999.tmp"
+    partial.write_bytes(b"half a library")
     for _ in range(2):
         analyzer = build_analyzer(config)
         assert isinstance(analyzer.logits_fn, TorchLogits)
     assert attempts == [1]  # the failure is recorded beside the library's place
+    assert not killed_build.exists() and not partial.exists()  # cleared before the build
     verdict = loader._verdict(replace(config, engine="auto"), compiled.COMPILED, TEXTS[:8])
     assert "no C++ compiler" in verdict["error"] and not loader.passes(verdict)
 
