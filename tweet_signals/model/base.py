@@ -181,14 +181,15 @@ class BatchedTextClassifier:
         stream = getattr(self.logits_fn, "stream", None)
         results = stream(inputs()) if stream is not None else (self.logits_fn(i, m) for i, m in inputs())
         for k, logits in enumerate(results):
-            probs = _softmax(np.asarray(logits, dtype=np.float64))
+            probs = softmax(np.asarray(logits, dtype=np.float64))
             for j, src in enumerate(self.permutation):
                 if src is not None:
                     out[order[k], j] = probs[:, src]
         return out
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (shifted by the row maximum, so large logits do not overflow)."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=1, keepdims=True)

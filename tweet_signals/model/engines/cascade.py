@@ -14,17 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tweet_signals.model.base import LogitsFn
+from tweet_signals.model.base import LogitsFn, softmax
 
 CASCADE = "onnx-int8-verified"
 TARGET_AGREEMENT = 0.995
 TARGET_PROB_DIFF = 0.05
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def top_two_margin(probs: np.ndarray) -> np.ndarray:
