@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tweet_signals.model.base import LogitsFn
+from tweet_signals.model.engines.cpu import cpu_flags
 
 if TYPE_CHECKING:
     import torch
@@ -57,16 +58,11 @@ class CompileUnavailableError(RuntimeError):
     """This machine cannot build (or load) the compiled model; eager bf16 runs instead."""
 
 
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
+def _cpu_identity() -> str:
+    """What the compiled code depends on: the CPU's flags (its processor name where none are known)."""
     import platform
 
-    return platform.processor() or platform.machine()
+    return " ".join(sorted(cpu_flags())) or platform.processor() or platform.machine()
 
 
 def library_path(target: Path, max_tokens: int) -> Path:
@@ -74,7 +70,7 @@ def library_path(target: Path, max_tokens: int) -> Path:
     cache directory."""
     options = {
         "torch": metadata.version("torch").split("+")[0],
-        "cpu": hashlib.sha256(_cpu_flags().encode()).hexdigest()[:12],
+        "cpu": hashlib.sha256(_cpu_identity().encode()).hexdigest()[:12],
         "dtype": "bf16",
         "inductor": INDUCTOR_OPTIONS,
         "max_batch": MAX_BATCH,

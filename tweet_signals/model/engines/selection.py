@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from tweet_signals.model.base import LogitsFn
 from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, read_margin
 from tweet_signals.model.engines.compiled import COMPILED, compiled_logits
+from tweet_signals.model.engines.cpu import cpu_flags
 from tweet_signals.model.engines.onnx_engine import cached_onnx, onnx_cache_dir, onnx_logits
 
 if TYPE_CHECKING:
@@ -25,11 +26,7 @@ REFERENCE = "torch-fp32"
 
 def cpu_has_bf16() -> bool:
     """bf16 matrix units (AVX512-BF16 or AMX) make bf16 weights pay off on a CPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def engine_candidates(device: str) -> list[str]:
