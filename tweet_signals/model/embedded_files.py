@@ -62,6 +62,8 @@ def verify_base_weights(path: Path) -> Path:
         pass
     actual = sha256_file(path)
     if actual == BASE_SHA256:
+        # Written here, not with storage.write_json_atomic: importing the storage layer (polars,
+        # pyarrow) would cost every worker's start a tenth of a second for one small local file.
         record.parent.mkdir(parents=True, exist_ok=True)
         tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({**identity, "sha256": actual}), encoding="utf-8")
