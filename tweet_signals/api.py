@@ -132,9 +132,15 @@ def signals_from_posts(
     session: date | None = None,
     exchange: str = DEFAULT_EXCHANGE,
     thresholds: SignalThresholds = SignalThresholds(),
+    pool: int = 1,
 ) -> pl.DataFrame:
     """Signals per symbol and session from ``analyze_posts`` output. Sessions come from
-    ``created_at`` (posts after the close count for the next session) unless ``session`` is given."""
+    ``created_at`` (posts after the close count for the next session) unless ``session`` is given.
+    With ``pool`` = N > 1 the signal of session t is built from the posts of the N sessions ending
+    at t (t and the N − 1 before it on the exchange's calendar), as if they were one session's:
+    for sparse symbols, a trailing window instead of a day."""
+    if pool < 1:
+        raise ValueError(f"--pool {pool}: give a number of sessions, 1 or more")
     frame = analyzed
     if "symbols" not in frame.columns:
         aliases = alias_map(symbols)
@@ -147,11 +153,40 @@ def signals_from_posts(
         return compute_signals(frame, session, symbols, thresholds)
     sessions = frame["created_at"].map_elements(lambda ts: session_for(ts, exchange), return_dtype=pl.Date)
     frame = frame.with_columns(sessions.alias("_session"))
+    if pool > 1 and frame.height:
+        frame = pooled_sessions(frame, pool, exchange)
     parts = [
         compute_signals(group, day, symbols, thresholds)
         for (day,), group in frame.group_by("_session", maintain_order=True)
     ]
     return pl.concat(parts).sort("session", "symbol") if parts else pl.DataFrame()
+
+
+def pooled_sessions(frame: pl.DataFrame, pool: int, exchange: str) -> pl.DataFrame:
+    """``frame`` (with ``_session``) with each post repeated for its own session and the next
+    ``pool`` − 1 sessions of the calendar, up to the last session with posts: a post counts for
+    every session whose trailing window holds it, never for one before it was written."""
+    from tweet_signals.market.sessions import sessions_between
+
+    first, last = frame["_session"].min(), frame["_session"].max()
+    calendar = sessions_between(first, last, exchange)  # type: ignore[arg-type]
+    index = {day: i for i, day in enumerate(calendar)}
+    windows = pl.DataFrame(
+        {
+            "_session": calendar,
+            "_pooled": [calendar[i : i + pool] for i in range(len(calendar))],
+        },
+        schema={"_session": pl.Date, "_pooled": pl.List(pl.Date)},
+    )
+    if missing := set(frame["_session"].unique().to_list()) - index.keys():
+        raise ValueError(f"posts mapped to days that are not {exchange} sessions: {sorted(missing)[:3]}")
+    return (
+        frame.join(windows, on="_session", how="left")
+        .drop("_session")
+        .explode("_pooled")
+        .rename({"_pooled": "_session"})
+        .sort("_session", maintain_order=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -229,20 +264,22 @@ def signals_from_file(source: PostsFile, symbol: str) -> pl.DataFrame:
 
 
 def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFrame:
-    """(id, symbol) from the posts file's own ticker column, for posts that carry one; ``$aapl``
-    and ``#AAPL`` both become ``AAPL``, as price files are named."""
-    from tweet_signals.sources.files import csv_delimiter, input_files
+    """(id, symbol) pairs from the posts file's own ticker column, for posts that carry one (a post
+    under several tickers gives a pair for each); ``$aapl`` and ``#AAPL`` both become ``AAPL``, as
+    price files are named."""
+    from tweet_signals.sources.files import csv_delimiter, file_format, input_files, open_binary
 
     frames = []
     for file in input_files(path):
-        suffix = file.suffix.lower()
+        suffix = file_format(file)
         if suffix == ".parquet":
             frame = pl.read_parquet(file)
         elif suffix in (".jsonl", ".ndjson", ".json"):
             frame = pl.read_ndjson(file, infer_schema_length=None)
         else:
             # The separator rule of the pipeline's own reader, so the ids match the posts it read.
-            header = file.open(encoding="utf-8", errors="replace").readline()
+            with open_binary(file) as fh:
+                header = fh.readline().decode("utf-8", errors="replace")
             frame = pl.read_csv(file, separator=csv_delimiter(header), infer_schema_length=0)
         missing = {column, id_column} - set(frame.columns)
         if missing:
@@ -253,12 +290,14 @@ def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFram
         frames.append(
             frame.select(pl.col(id_column).cast(pl.String).alias("id"), pl.col(column).cast(pl.String).alias("symbol"))
         )
-    out = pl.concat(frames).drop_nulls().unique("id", keep="first")
-    return out.with_columns(pl.col("symbol").str.strip_chars().str.strip_chars_start("$#").str.to_uppercase())
+    out = pl.concat(frames).drop_nulls()
+    out = out.with_columns(pl.col("symbol").str.strip_chars().str.strip_chars_start("$#").str.to_uppercase())
+    # A post filed under several tickers (a dataset's per-ticker folders) belongs to each of them.
+    return out.unique(["id", "symbol"], keep="first", maintain_order=True)
 
 
 def panel_signals_from_file(
-    source: PostsFile, symbols: Sequence[str], symbol_column: str | None = None
+    source: PostsFile, symbols: Sequence[str], symbol_column: str | None = None, pool: int = 1
 ) -> pl.DataFrame:
     """Signals per (symbol, session) for ``symbols`` from a whole posts file. With
     ``symbol_column`` each post belongs to the ticker in that column (bare words like V or KO in
@@ -268,11 +307,13 @@ def panel_signals_from_file(
     posts = scored_posts_from_file(source)
     if symbol_column:
         id_column = parse_column_map(source.columns).get("id", "id")
-        tickers = ticker_column(source.path, symbol_column, id_column)
-        own = pl.when(pl.col("symbol").is_in(list(symbols))).then(pl.concat_list("symbol"))
-        posts = (
-            posts.join(tickers, on="id", how="left")
-            .with_columns(own.otherwise(pl.lit([], dtype=pl.List(pl.String))).alias("symbols"))
-            .drop("symbol")
+        tickers = (
+            ticker_column(source.path, symbol_column, id_column)
+            .filter(pl.col("symbol").is_in(list(symbols)))
+            .group_by("id", maintain_order=True)
+            .agg(pl.col("symbol").alias("symbols"))
         )
-    return signals_from_posts(posts, symbols, exchange=source.exchange)
+        posts = posts.join(tickers, on="id", how="left").with_columns(
+            pl.col("symbols").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
+    return signals_from_posts(posts, symbols, exchange=source.exchange, pool=pool)

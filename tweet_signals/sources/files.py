@@ -7,6 +7,7 @@ them through ``normalise_record`` and splits the result into clean rows and quar
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -164,8 +165,24 @@ def _decode(data: bytes, collector: _Collector, origin: str) -> str:
         return data.decode("latin-1")
 
 
+def file_format(path: Path) -> str:
+    """The format suffix of a posts file, looking through a ``.gz`` compression suffix
+    (``tweets.csv.gz`` → ``.csv``): published datasets often ship compressed."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        return suffixes[-2] if len(suffixes) > 1 else ""
+    return suffixes[-1] if suffixes else ""
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, decompressed when it is gzipped."""
+    if path.suffix.lower() == ".gz":
+        return gzip.GzipFile(path, "rb")
+    return path.open("rb")
+
+
 def _read_jsonl(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
-    with path.open("rb") as fh:
+    with open_binary(path) as fh:
         for number, raw in enumerate(fh, 1):
             origin = f"{path.name}:{number}"
             if not raw.strip():
@@ -199,7 +216,8 @@ def _read_csv(path: Path, collector: _Collector, columns: Mapping[str, str]) -> 
     silently) and parsing restarts on the next line. Quoted fields may span lines, as exports of
     multi-line tweets do.
     """
-    text = _decode(path.read_bytes(), collector, path.name)
+    with open_binary(path) as fh:
+        text = _decode(fh.read(), collector, path.name)
     lines = text.splitlines(keepends=True)
     if not lines:
         return
@@ -243,7 +261,7 @@ def _read_parquet(path: Path, collector: _Collector, columns: Mapping[str, str])
 def input_files(path: Path) -> list[Path]:
     """A file, or every supported file in a directory (sorted, so runs are deterministic)."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in READERS)
+        return sorted(p for p in path.iterdir() if file_format(p) in READERS)
     if not path.exists():
         raise FileNotFoundError(f"input {path} does not exist")
     return [path]
@@ -284,9 +302,9 @@ def stream_posts(
     return the quarantine, the number of records read and the repairs made."""
     collector = _Collector(source, naive_tz, on_rows, date_only_tz)
     for file in input_files(path):
-        reader = READERS.get(file.suffix.lower())
-        if reader is None:
-            raise ValueError(f"unsupported input {file.name}: use .jsonl, .csv or .parquet")
+        reader = READERS.get(file_format(file))
+        if reader is None or (reader is _read_parquet and file.suffix.lower() == ".gz"):
+            raise ValueError(f"unsupported input {file.name}: use .jsonl, .csv or .parquet (the first two may be .gz)")
         reader(file, collector, columns or {})
     collector.flush()
     return quarantine_frame(collector.bad), collector.records_in, collector.stats.repairs
