@@ -26,7 +26,7 @@ def _prices(seed: int = 1) -> tuple[pl.DataFrame, np.ndarray]:
 
 
 def _signal(values: np.ndarray, prices: pl.DataFrame) -> pl.DataFrame:
-    return pl.DataFrame({"session": prices["session"], "weighted_score": values})
+    return pl.DataFrame({"session": prices["session"], "mean_score": values})
 
 
 def test_signal_that_leads_returns_is_detected() -> None:
@@ -87,7 +87,7 @@ def test_rolling_features_use_only_earlier_sessions() -> None:
             "n_posts": [10, 10, 10, 10, 10, 0, 10, 40],
             "n_bullish": [5] * 8,
             "n_bearish": [2] * 8,
-            "weighted_score": [0.1, 0.2, 0.1, 0.2, 0.1, None, 0.2, 0.9],
+            "mean_score": [0.1, 0.2, 0.1, 0.2, 0.1, None, 0.2, 0.9],
         }
     )
     out = rolling_features(signals, window=4)
@@ -118,17 +118,20 @@ def test_price_files_load_with_column_mapping() -> None:
 def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import TABORDA_CSV
 
-    from flows.evaluate import evaluate_signals
+    from flows.evaluate import evaluate_flow
+    from tweet_signals.evaluation.params import EvaluationParams
 
     monkeypatch.chdir(tmp_path)  # without a data root nothing may land in the working directory
-    result = evaluate_signals(
-        prices=str(SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv"),
-        symbol="ALL",
-        data_root=None,
-        input=str(TABORDA_CSV),
-        columns="id=id,created_at=created_at,text=text",
-        exchange="NYSE",
-        out_dir=str(tmp_path),
+    result = evaluate_flow(
+        EvaluationParams(
+            prices=str(SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv"),
+            symbol="ALL",
+            data_root=None,
+            input=str(TABORDA_CSV),
+            columns="id=id,created_at=created_at,text=text",
+            exchange="NYSE",
+            out=str(tmp_path),
+        )
     )
     assert result["enough_data"] and result["n"] >= 50
     assert result["spearman"]["ci_low"] <= result["spearman"]["value"] <= result["spearman"]["ci_high"]
@@ -144,7 +147,8 @@ def test_evaluate_one_indian_session_says_not_enough_data(tmp_path: Path, tiny_r
     from conftest import KIRTI_COLUMNS, KIRTI_CSV
 
     from flows.daily_signals import daily_signals
-    from flows.evaluate import evaluate_signals
+    from flows.evaluate import evaluate_flow
+    from tweet_signals.evaluation.params import EvaluationParams
     from tweet_signals.params import SignalsParams
 
     nifty = str(SHARED_DATA / "nifty50-daily" / "nifty50.csv")
@@ -165,9 +169,8 @@ def test_evaluate_one_indian_session_says_not_enough_data(tmp_path: Path, tiny_r
     manifest = state.result()
     assert "Not enough data" in manifest["evaluation"]["verdict"]
     assert (tmp_path / "signals" / "date=2026-01-07" / "report" / "report.html").exists()
-    result = evaluate_signals(
-        prices=str(SHARED_DATA / "nifty50-daily" / "nifty50.csv"), symbol="NIFTY", data_root=str(tmp_path)
-    )
+    result = evaluate_flow(EvaluationParams(prices=nifty, symbol="NIFTY", data_root=str(tmp_path)))
+    assert result["exchange"] == "NSE" and result["exchange_inferred"]
     assert not result["enough_data"] and "Not enough data" in result["verdict"]
     assert Path(result["report"]).exists()
 
@@ -181,7 +184,7 @@ def _rising_prices(n: int = 120, seed: int = 5) -> pl.DataFrame:
 
 def test_an_always_bullish_signal_hits_only_its_base_rate() -> None:
     prices = _rising_prices()
-    always = pl.DataFrame({"session": prices["session"], "weighted_score": np.full(prices.height, 0.3)})
+    always = pl.DataFrame({"session": prices["session"], "mean_score": np.full(prices.height, 0.3)})
     result = evaluate_signal(align_next_return(always, prices, keep_gaps=True))
     ups = align_next_return(always, prices)["next_return"].to_numpy()
     assert result.hit_rate == pytest.approx((ups > 0).mean())
@@ -195,7 +198,7 @@ def test_buy_and_hold_is_the_price_ratio_over_every_session_of_the_window() -> N
     rng = np.random.default_rng(9)
     values = rng.normal(0, 1, prices.height)
     signal = pl.DataFrame(
-        {"session": prices["session"], "weighted_score": values, "n_posts": np.full(prices.height, 9)}
+        {"session": prices["session"], "mean_score": values, "n_posts": np.full(prices.height, 9)}
     )
     gappy = signal.filter(pl.int_range(pl.len()) % 3 != 1)  # a third of the sessions have no posts
     aligned = align_next_return(gappy, prices, keep_gaps=True)
@@ -225,7 +228,7 @@ def test_the_strategy_trades_a_centred_signal_without_look_ahead() -> None:
     # A signal that is always positive is not always long once centred.
     prices = _rising_prices()
     level = pl.DataFrame(
-        {"session": prices["session"], "weighted_score": 0.3 + np.random.default_rng(1).normal(0, 0.05, prices.height)}
+        {"session": prices["session"], "mean_score": 0.3 + np.random.default_rng(1).normal(0, 0.05, prices.height)}
     )
     result = evaluate_signal(align_next_return(level, prices, keep_gaps=True))
     assert 0.2 < result.strategy["exposure"] < 0.8
@@ -236,7 +239,7 @@ def test_lead_lag_moves_along_the_calendar_not_the_rows() -> None:
 
     prices = _rising_prices(80)
     rng = np.random.default_rng(3)
-    signal = pl.DataFrame({"session": prices["session"], "weighted_score": rng.normal(0, 1, prices.height)})
+    signal = pl.DataFrame({"session": prices["session"], "mean_score": rng.normal(0, 1, prices.height)})
     gappy = signal.filter(~pl.col("session").is_in([prices["session"][10], prices["session"][40]]))
     aligned = align_next_return(gappy, prices, keep_gaps=True)
     result = evaluate_signal(aligned)
@@ -252,7 +255,7 @@ def test_lead_lag_moves_along_the_calendar_not_the_rows() -> None:
 def test_sessions_with_too_few_posts_carry_no_signal_and_unknown_columns_are_named() -> None:
     prices = _rising_prices(40)
     signal = pl.DataFrame(
-        {"session": prices["session"], "weighted_score": np.linspace(-1, 1, 40), "n_posts": [2, 8] * 20}
+        {"session": prices["session"], "mean_score": np.linspace(-1, 1, 40), "n_posts": [2, 8] * 20}
     )
     aligned = align_next_return(signal, prices, min_posts=5, keep_gaps=True)
     assert aligned.drop_nulls("signal").height == 20 - 1  # the last session has no next close

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tweet_signals.evaluation.statistics import Evaluation
@@ -62,6 +63,10 @@ def _charts(aligned: pl.DataFrame, evaluation: Evaluation, symbol: str) -> dict[
         fig, ax = plt.subplots(figsize=(9, 3.2))
         ax.plot(sessions, evaluation.strategy["equity"], label="long/flat on the centred signal")
         ax.plot(sessions, evaluation.strategy["buy_and_hold"], label="buy and hold", color="black", alpha=0.7)
+        # The fair yardstick for a rule that is flat part of the time: buy-and-hold at its exposure.
+        exposure = evaluation.strategy["exposure"]
+        matched = np.cumprod(1 + exposure * aligned["next_return"].to_numpy().astype(float))
+        ax.plot(sessions, matched, label=f"buy and hold at the rule's exposure ({exposure:.0%})", color="gray", ls="--")
         ax.set_ylabel("growth of 1")
         ax.set_title(f"strategy after {evaluation.strategy['cost_bps']:g} bps per trade")
         ax.legend(loc="upper left")
@@ -100,23 +105,46 @@ def write_report(
                 )
             )
     if evaluation.hit_rate is not None and evaluation.hit_rate_base is not None:
+        statistic = evaluation.hit_rate_statistic
         rows.append(
             (
-                "hit rate vs chance (binomial p)",
+                "hit rate vs chance (Pesaran–Timmermann, one-sided)",
                 f"{evaluation.hit_rate:.1%} of {evaluation.directional_n} vs {evaluation.hit_rate_base:.1%} "
-                f"(always long {evaluation.hit_rate_always_long:.1%}; p = {evaluation.hit_rate_p_value:.4f})",
+                f"(always long {evaluation.hit_rate_always_long:.1%}; "
+                + (f"S = {statistic:+.2f}, " if statistic is not None else "calls or moves all one way, ")
+                + f"p = {evaluation.hit_rate_p_value:.4f})",
             )
         )
-    rows.append(("Granger p (signal → returns, lags 1–3)", evaluation.granger_p_value))
+    rows.append(
+        (
+            f"Granger p (signal lags 1–3 → same-session return, joint F-test, {evaluation.granger_n} complete rows)",
+            evaluation.granger_p_value,
+        )
+    )
     st = evaluation.strategy
     if st:
+        random_p = st.get("random_timing_p")
         rows += [
             ("strategy", st["rule"]),
-            ("strategy total return", f"{st['total_return']:+.1%}"),
-            ("buy and hold, every session of the window", f"{st['buy_and_hold_return']:+.1%}"),
-            ("strategy Sharpe (annualised)", f"{st['sharpe_annualised']:.2f}"),
+            ("strategy exposure (share of sessions invested)", f"{st['exposure']:.1%}"),
+            (
+                "Sharpe (annualised): strategy vs buy-and-hold (independent of exposure)",
+                f"{st['sharpe_annualised']:+.2f} vs {st['buy_and_hold_sharpe']:+.2f}",
+            ),
+            (
+                "random timing, same exposure and costs: share doing at least as well (p)",
+                "–"
+                if random_p is None
+                else f"p = {random_p:.3f}: {round(random_p * st['random_timing_draws']):,} of "
+                f"{st['random_timing_draws']:,} random orderings (seed {st['random_timing_seed']})",
+            ),
+            (
+                "total return: strategy vs buy-and-hold at the same exposure",
+                f"{st['total_return']:+.1%} vs {st['exposure_matched_return']:+.1%}",
+            ),
+            ("buy and hold, fully invested over every session of the window", f"{st['buy_and_hold_return']:+.1%}"),
+            ("strategy annual return (compounded)", f"{st['annual_return']:+.1%}"),
             ("strategy max drawdown", f"{st['max_drawdown']:.1%}"),
-            ("strategy exposure", f"{st['exposure']:.1%}"),
             ("strategy trades", st["trades"]),
         ]
     for key, value in context.items():
@@ -140,7 +168,12 @@ table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 8px;te
 <p>The signal of session t uses only posts that count for t (posts after the close roll to t+1) and is
 compared with the return from close t to close t+1; nothing later enters it. Confidence intervals come from
 a stationary block bootstrap (2,000 resamples, 500 per lag; blocks of about n^(1/3) sessions, so autocorrelation
-widens them), and the lead-lag claim is Holm-adjusted over its lags. A significant result in one
+widens them), and the lead-lag claim is Holm-adjusted over its lags. The hit rate is tested against the rate of
+calls independent of the moves (Pesaran–Timmermann), so an always-bullish signal in a rising market scores no
+skill. The Granger test asks whether the signal's last three sessions add to the returns' own last three in
+explaining today's return. The long/flat rule is flat part of the time, so it is judged at equal exposure: by
+its Sharpe ratio against buy-and-hold's, against buy-and-hold scaled to its exposure, and against random
+orderings of its own positions (same exposure, same costs). A significant result in one
 sample of {evaluation.n} sessions is evidence, not proof of a tradable edge; an insignificant one does not prove
 the signal useless, only that this sample cannot tell.</p>
 </body></html>"""

@@ -8,14 +8,19 @@ correlations are computed on the calendar and labelled by lag, so "returns drive
 shows up at lag ≤ 0 instead of passing for a prediction.
 
 Baselines are the ones a signal must beat: the hit rate is tested against the rate a signal
-with the same share of bullish calls would reach by chance (for an always-bullish signal, the
-share of up sessions), and the long/flat strategy trades a *centred* signal (its z-score against
-the previous ``z_window`` signals) against buy-and-hold over every session of the window.
+with the same share of bullish calls would reach by chance (Pesaran–Timmermann; for an
+always-bullish signal, the share of up sessions, and nothing to test), and the long/flat strategy
+trades a *centred* signal (its z-score against the previous ``z_window`` signals) and is judged
+at equal exposure: its Sharpe against buy-and-hold's (a ratio that does not change with the share
+of sessions invested), and its total return against random timing with the same exposure.
+The Granger test asks whether past signals add to past returns in explaining today's return.
 
 Formulas (per symbol, sessions in order, sessions without posts kept as rows with 0 posts):
 - ``volume_z``: (n_posts_t − mean) / std over the previous ``window`` sessions (t excluded);
-- ``score_z``: the same for ``weighted_score`` (sessions without posts excluded from the window);
-- ``score_change``: weighted_score_t − weighted_score_{t−1};
+- ``score_z``: the same for ``mean_score`` (sessions without posts excluded from the window; the
+  mean score, not the engagement-weighted one, so the feature uses only what was known at post
+  time);
+- ``score_change``: mean_score_t − mean_score_{t−1};
 - ``bull_intensity`` / ``bear_intensity``: n_bullish / n_posts and n_bearish / n_posts.
 """
 
@@ -31,6 +36,9 @@ from scipy import stats
 
 MIN_SESSIONS = 20
 LAGS = range(-5, 6)
+GRANGER_LAGS = 3
+GRANGER_MIN_ROWS = 30  # complete rows needed before the F-test's p-value means anything
+PERIODS_PER_YEAR = 252
 
 
 def load_prices(path: Path, date_column: str = "Date", close_column: str = "Close") -> pl.DataFrame:
@@ -62,7 +70,7 @@ def rolling_features(signals: pl.DataFrame, window: int = 20) -> pl.DataFrame:
         )
 
     frame = signals.sort("symbol", "session").with_columns(
-        pl.when(pl.col("n_posts") > 0).then(pl.col("weighted_score")).otherwise(None).alias("_score")
+        pl.when(pl.col("n_posts") > 0).then(pl.col("mean_score")).otherwise(None).alias("_score")
     )
     vol_mean, vol_std = trailing("n_posts")
     score_mean, score_std = trailing("_score")
@@ -83,7 +91,7 @@ def rolling_features(signals: pl.DataFrame, window: int = 20) -> pl.DataFrame:
 def align_next_return(
     signal: pl.DataFrame,
     prices: pl.DataFrame,
-    column: str = "weighted_score",
+    column: str = "mean_score",
     min_posts: int = 0,
     keep_gaps: bool = False,
 ) -> pl.DataFrame:
@@ -130,16 +138,18 @@ class Evaluation:
     pearson: Estimate | None = None
     spearman: Estimate | None = None
     hit_rate: float | None = None
-    hit_rate_p_value: float | None = None  # against hit_rate_base, one-sided
+    hit_rate_p_value: float | None = None  # Pesaran–Timmermann, one-sided, against hit_rate_base
+    hit_rate_statistic: float | None = None  # Pesaran–Timmermann S (None: nothing to test)
     hits: int | None = None
     directional_n: int | None = None
     # What a signal with the same share of bullish calls hits by chance, and always-long's rate.
     hit_rate_base: float | None = None
     hit_rate_always_long: float | None = None
-    signal_column: str = "weighted_score"
+    signal_column: str = "mean_score"
     calendar_sessions: int = 0  # price sessions in the window (signal or not)
     lead_lag: list[dict[str, float]] = field(default_factory=list)
-    granger_p_value: float | None = None
+    granger_p_value: float | None = None  # signal lags 1…3 → same-session return, joint F-test
+    granger_n: int = 0  # calendar rows with the return and all its lags and the signal's present
     strategy: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -227,51 +237,193 @@ def centred(signal: np.ndarray, window: int, min_samples: int | None = None) -> 
     return out
 
 
+def _sharpe(returns: np.ndarray) -> float:
+    """Annualised Sharpe ratio (``empyrical``: mean over the sample standard deviation, ddof 1,
+    times √252, no risk-free rate). 0.0 where it is undefined (fewer than two sessions, or returns
+    that never vary, as for a rule that is never invested): callers average it over symbols and a
+    NaN or an infinity would swallow the average."""
+    import empyrical
+
+    value = float(empyrical.sharpe_ratio(returns, period="daily", annualization=PERIODS_PER_YEAR))
+    return value if np.isfinite(value) else 0.0
+
+
+def _compounded(returns: np.ndarray) -> np.ndarray:
+    """Total return of each row of daily returns (a 2-D array), compounded."""
+    return np.prod(1 + returns, axis=-1) - 1
+
+
+def random_timing_p(
+    position: np.ndarray, next_return: np.ndarray, costs: np.ndarray, n_draws: int = 1000, seed: int = 7
+) -> float:
+    """Share of ``n_draws`` random orderings of ``position`` whose total return is at least the
+    rule's: the same exposure and the same number of sessions invested, only the timing differs.
+
+    Every ordering pays the rule's own cost series (``costs``, per session): a shuffled position
+    switches far more often than a persistent signal, and charging it for those switches would
+    credit the rule with low turnover, not with timing. Seeded, so a report can be reproduced."""
+    rule = float(_compounded(position * next_return - costs))
+    rng = np.random.default_rng(seed)
+    at_least, done = 0, 0
+    chunk = max(1, min(n_draws, 2_000_000 // max(1, len(position))))  # bounds memory on long windows
+    while done < n_draws:
+        size = min(chunk, n_draws - done)
+        draws = rng.permuted(np.broadcast_to(position, (size, len(position))), axis=1)
+        totals = _compounded(draws * next_return - costs)
+        # Ties (all orderings equal when never or always invested) count as "at least": up to rounding.
+        at_least += int((totals >= rule - 1e-12 * max(1.0, abs(rule))).sum())
+        done += size
+    return at_least / n_draws
+
+
 def long_flat_strategy(
-    signal: np.ndarray, next_return: np.ndarray, threshold: float, cost_bps: float, z_window: int = 20
+    signal: np.ndarray,
+    next_return: np.ndarray,
+    threshold: float,
+    cost_bps: float,
+    z_window: int = 20,
+    seed: int = 7,
+    n_random: int = 1000,
 ) -> dict[str, Any]:
     """Long from close t to close t+1 when the centred signal z_t > ``threshold``, else flat (and
     flat on sessions without a signal); cost per position change. Buy-and-hold holds every
-    session of the window, so it is the price ratio from the first close to the last."""
+    session of the window, so it is the price ratio from the first close to the last.
+
+    A rule invested part of the time cannot be judged by its total return against a fully
+    invested buy-and-hold (in a rising market it loses by construction, in a falling one it wins).
+    The equal-exposure comparisons are: its Sharpe against buy-and-hold's (scale-free), its total
+    return against buy-and-hold scaled to its exposure, and ``random_timing_p`` over ``n_random``
+    random orderings of its positions (0: not computed, None)."""
+    import empyrical
+
     z = centred(signal, z_window)
     position = np.where(np.isnan(z), 0.0, (z > threshold).astype(float))
     changes = np.abs(np.diff(np.concatenate([[0.0], position])))
-    strategy = position * next_return - changes * cost_bps / 10_000
+    costs = changes * cost_bps / 10_000
+    strategy = position * next_return - costs
     equity = np.cumprod(1 + strategy)
     hold = np.cumprod(1 + next_return)
-    daily_sd = strategy.std()
-    peak = np.maximum.accumulate(equity)
+    exposure = float(position.mean())
     return {
         "rule": f"long when the signal's z-score against the previous {z_window} signals is above {threshold:g}",
         "threshold": threshold,
         "z_window": z_window,
         "cost_bps": cost_bps,
         "trades": int(changes.sum()),
-        "exposure": float(position.mean()),
+        "exposure": exposure,
         "total_return": float(equity[-1] - 1),
         "buy_and_hold_return": float(hold[-1] - 1),
-        "sharpe_annualised": float(strategy.mean() / daily_sd * np.sqrt(252)) if daily_sd > 0 else 0.0,
-        "max_drawdown": float((1 - equity / peak).max()),
+        "exposure_matched_return": float(_compounded(exposure * next_return)),
+        "annual_return": float(empyrical.annual_return(strategy, annualization=PERIODS_PER_YEAR)),
+        "buy_and_hold_annual_return": float(empyrical.annual_return(next_return, annualization=PERIODS_PER_YEAR)),
+        "sharpe_annualised": _sharpe(strategy),
+        "buy_and_hold_sharpe": _sharpe(next_return),
+        # empyrical's is the (negative) worst fall from a peak, the starting capital included;
+        # reported as a positive fraction, as before.
+        "max_drawdown": float(-empyrical.max_drawdown(strategy)),
+        "random_timing_p": random_timing_p(position, next_return, costs, n_random, seed) if n_random > 0 else None,
+        "random_timing_draws": n_random,
+        "random_timing_seed": seed,
         "equity": equity.tolist(),
         "buy_and_hold": hold.tolist(),
     }
 
 
+def pesaran_timmermann(calls_up: np.ndarray, went_up: np.ndarray) -> tuple[float | None, float]:
+    """Pesaran & Timmermann (1992) test of directional accuracy: (statistic, one-sided p).
+
+    With P the hit rate, p_x the share of up calls and p_y of up outcomes over n pairs,
+    P* = p_y·p_x + (1 − p_y)(1 − p_x) is the hit rate of calls independent of outcomes;
+    var(P) = P*(1 − P*)/n, var(P*) = (2p_y − 1)² p_x(1 − p_x)/n + (2p_x − 1)² p_y(1 − p_y)/n
+    + 4 p_y p_x (1 − p_y)(1 − p_x)/n², and S = (P − P*)/√(var(P) − var(P*)) is standard normal
+    under independence. Unlike a binomial test against an estimated P*, it accounts for P* being
+    estimated, so it rejects about as often as its level says. Calls or outcomes all one way
+    leave nothing to test: (None, 1.0)."""
+    n = len(calls_up)
+    if n == 0:
+        return None, 1.0
+    p_x, p_y = float(np.mean(calls_up)), float(np.mean(went_up))
+    if not (0 < p_x < 1 and 0 < p_y < 1):
+        return None, 1.0
+    hit = float(np.mean(calls_up == went_up))
+    p_star = p_y * p_x + (1 - p_y) * (1 - p_x)
+    var_p = p_star * (1 - p_star) / n
+    var_p_star = (
+        (2 * p_y - 1) ** 2 * p_x * (1 - p_x) / n
+        + (2 * p_x - 1) ** 2 * p_y * (1 - p_y) / n
+        + 4 * p_y * p_x * (1 - p_y) * (1 - p_x) / n**2
+    )
+    if var_p - var_p_star <= 0:
+        return None, 1.0
+    statistic = (hit - p_star) / np.sqrt(var_p - var_p_star)
+    return float(statistic), float(stats.norm.sf(statistic))
+
+
 def hit_rate_test(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Direction calls against outcomes (zeros on either side left out), tested against the base
-    rate: a signal independent of returns that calls up as often as this one hits
-    p_up·p_call + (1 − p_up)·(1 − p_call) of the time."""
+    rate with ``pesaran_timmermann``: a signal independent of returns that calls up as often as
+    this one hits p_up·p_call + (1 − p_up)·(1 − p_call) of the time."""
     directional = (x != 0) & (y != 0)
     total = int(directional.sum())
+    name = "Pesaran–Timmermann"
     if not total:
-        return {"hit_rate": None, "hits": None, "directional_n": 0, "base": None, "always_long": None, "p": 1.0}
+        return {
+            "hit_rate": None,
+            "hits": None,
+            "directional_n": 0,
+            "base": None,
+            "always_long": None,
+            "p": 1.0,
+            "pt_statistic": None,
+            "test": name,
+        }
     calls_up, went_up = x[directional] > 0, y[directional] > 0
     hits = int((calls_up == went_up).sum())
     p_call, p_up = float(calls_up.mean()), float(went_up.mean())
-    base = p_up * p_call + (1 - p_up) * (1 - p_call)
-    # A base of exactly 0 or 1 leaves nothing to test: every outcome is what chance gives.
-    p = float(stats.binomtest(hits, total, base, alternative="greater").pvalue) if 0 < base < 1 else 1.0
-    return {"hit_rate": hits / total, "hits": hits, "directional_n": total, "base": base, "always_long": p_up, "p": p}
+    statistic, p = pesaran_timmermann(calls_up, went_up)
+    return {
+        "hit_rate": hits / total,
+        "hits": hits,
+        "directional_n": total,
+        "base": p_up * p_call + (1 - p_up) * (1 - p_call),
+        "always_long": p_up,
+        "p": p,
+        "pt_statistic": statistic,
+        "test": name,
+    }
+
+
+def granger_test(
+    signal: np.ndarray, same_day_return: np.ndarray, lags: int = GRANGER_LAGS, min_rows: int = GRANGER_MIN_ROWS
+) -> dict[str, Any] | None:
+    """Do past signals help explain today's return beyond past returns? Both arrays follow the
+    price calendar (NaN where missing); r_t is the return close t−1 → close t.
+
+    OLS of r_t on a constant, r_{t−1…t−lags} and signal_{t−1…t−lags} over the rows where all of
+    them are present, and one joint F-test that the signal's coefficients are all 0. A signal that
+    leads the next session's return by k ≤ ``lags`` sessions shows in the coefficient of lag k.
+    None when fewer than ``min_rows`` rows are complete or the regressors are collinear (e.g. a
+    constant signal, whose lags repeat the constant)."""
+    import statsmodels.api as sm
+
+    n = len(same_day_return)
+    if n <= lags:
+        return None
+    y = same_day_return[lags:]
+    own = [same_day_return[lags - k : n - k] for k in range(1, lags + 1)]
+    past_signal = [signal[lags - k : n - k] for k in range(1, lags + 1)]
+    design = np.column_stack([np.ones(n - lags), *own, *past_signal])
+    complete = np.isfinite(y) & np.isfinite(design).all(axis=1)
+    rows = int(complete.sum())
+    if rows < max(min_rows, design.shape[1] + 1):
+        return None
+    design, y = design[complete], y[complete]
+    if np.linalg.matrix_rank(design) < design.shape[1]:
+        return None
+    restriction = np.zeros((lags, design.shape[1]))
+    restriction[np.arange(lags), 1 + lags + np.arange(lags)] = 1.0
+    test = sm.OLS(y, design).fit().f_test(restriction)
+    return {"p": float(np.squeeze(test.pvalue)), "f": float(np.squeeze(test.fvalue)), "n": rows, "lags": lags}
 
 
 def evaluate_signal(
@@ -281,10 +433,11 @@ def evaluate_signal(
     min_sessions: int = MIN_SESSIONS,
     seed: int = 7,
     z_window: int = 20,
-    signal_column: str = "weighted_score",
+    signal_column: str = "mean_score",
 ) -> Evaluation:
-    """All metrics on ``align_next_return`` output (best with ``keep_gaps``, so that lags and the
-    strategy follow the calendar); a plain verdict, "not enough data" when short."""
+    """All metrics on ``align_next_return`` output (best with ``keep_gaps``, so that lags, the
+    Granger test and the strategy follow the calendar); a plain verdict, "not enough data" when
+    short."""
     with_signal = aligned.drop_nulls("signal")
     n = with_signal.height
     if n < min_sessions:
@@ -304,9 +457,9 @@ def evaluate_signal(
     calendar_signal = aligned["signal"].fill_null(np.nan).to_numpy().astype(float)
     same_day = aligned["same_day_return"].fill_null(np.nan).to_numpy().astype(float)
     lags = lead_lag(calendar_signal, same_day, seed)
-    granger = _granger(x, y) if n >= 30 else None
+    granger = granger_test(calendar_signal, same_day) if n >= GRANGER_MIN_ROWS else None
     calendar_next = aligned["next_return"].to_numpy().astype(float)
-    strategy = long_flat_strategy(calendar_signal, calendar_next, threshold, cost_bps, z_window)
+    strategy = long_flat_strategy(calendar_signal, calendar_next, threshold, cost_bps, z_window, seed=seed)
     evaluation = Evaluation(
         n,
         "",
@@ -315,10 +468,12 @@ def evaluate_signal(
         spearman=spearman,
         hit_rate=hit["hit_rate"],
         hit_rate_p_value=hit["p"],
+        hit_rate_statistic=hit["pt_statistic"],
         hits=hit["hits"],
         directional_n=hit["directional_n"],
         lead_lag=lags,
-        granger_p_value=granger,
+        granger_p_value=None if granger is None else granger["p"],
+        granger_n=0 if granger is None else granger["n"],
         strategy=strategy,
         hit_rate_base=hit["base"],
         hit_rate_always_long=hit["always_long"],
@@ -329,19 +484,26 @@ def evaluate_signal(
     return evaluation
 
 
-def _granger(signal: np.ndarray, next_return: np.ndarray, max_lag: int = 3) -> float | None:
-    """Smallest p-value (SSR F-test, lags 1…3) that past signals help predict returns."""
-    from statsmodels.tsa.stattools import grangercausalitytests
-
-    # Returns series r_t (close t−1 → t) is next_return shifted: r_{t+1} = next_return_t.
-    data = np.column_stack([next_return[1:], signal[1:]])
-    from statsmodels.tools.sm_exceptions import InfeasibleTestError
-
-    try:
-        result = grangercausalitytests(data, maxlag=max_lag)
-    except (ValueError, np.linalg.LinAlgError, InfeasibleTestError):  # e.g. a constant signal
-        return None
-    return float(min(r[0]["ssr_ftest"][1] for r in result.values()))
+def _strategy_verdict(st: dict[str, Any], sessions: int) -> str:
+    """The long/flat rule judged at equal exposure: Sharpe against buy-and-hold's Sharpe, and the
+    share of random timings with the same exposure that do at least as well."""
+    text = (
+        f"Long/flat ({st['rule']}, {st['cost_bps']:g} bps a trade), invested in {st['exposure']:.0%} of the "
+        f"window's {sessions} sessions: Sharpe {st['sharpe_annualised']:+.2f} against buy-and-hold's "
+        f"{st['buy_and_hold_sharpe']:+.2f} (a Sharpe ratio does not depend on the share of sessions invested); "
+        f"total return {st['total_return']:+.1%} against {st['exposure_matched_return']:+.1%} for buy-and-hold "
+        f"at the same exposure."
+    )
+    p = st.get("random_timing_p")
+    if p is None:
+        return text
+    text += (
+        f" Random timing with the same exposure and costs does at least as well in "
+        f"{round(p * st['random_timing_draws']):,} of {st['random_timing_draws']:,} draws (p = {p:.3f})."
+    )
+    if p < 0.05 and st["sharpe_annualised"] > st["buy_and_hold_sharpe"]:
+        return text + " Its timing beats random timing and buy-and-hold at equal exposure in this sample."
+    return text + " No evidence that its timing beats random timing at equal exposure."
 
 
 def _verdict(e: Evaluation) -> str:
@@ -353,7 +515,7 @@ def _verdict(e: Evaluation) -> str:
         f"Signal: {e.signal_column}; n = {e.n} sessions with a signal. Spearman ρ(signal_t, return t→t+1) = "
         f"{s.value:+.3f} (95% bootstrap CI {s.ci_low:+.3f} … {s.ci_high:+.3f}, p = {s.p_value:.3f}); "
         f"hit rate {e.hit_rate:.1%} of {e.directional_n} against {e.hit_rate_base:.1%} by chance "
-        f"(always long: {e.hit_rate_always_long:.1%}; binomial p = {e.hit_rate_p_value:.3f})."
+        f"(always long: {e.hit_rate_always_long:.1%}; Pesaran–Timmermann p = {e.hit_rate_p_value:.3f})."
         if e.hit_rate is not None and e.hit_rate_base is not None
         else f"Signal: {e.signal_column}; n = {e.n} sessions; Spearman ρ = {s.value:+.3f} (p = {s.p_value:.3f})."
     ]
@@ -370,11 +532,7 @@ def _verdict(e: Evaluation) -> str:
             "returns move first and sentiment follows."
         )
     if e.strategy:
-        st = e.strategy
-        parts.append(
-            f"Long/flat ({st['rule']}, {st['cost_bps']:g} bps a trade): {st['total_return']:+.1%} against "
-            f"buy-and-hold {st['buy_and_hold_return']:+.1%} over the window's {e.calendar_sessions} sessions."
-        )
+        parts.append(_strategy_verdict(e.strategy, e.calendar_sessions))
     parts.append(
         "A correlation in one sample is not a trading edge: costs, regime changes and multiple testing "
         "(11 lags, several symbols) all weaken it."
