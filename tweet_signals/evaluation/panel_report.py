@@ -1,5 +1,7 @@
 """The panel tear sheet: one self-contained HTML file, verdict first, then the cross-section
-(IC by horizon, quantile returns, cumulative top-minus-bottom), the per-symbol table, and the
+(IC by horizon, quantile returns, cumulative top-minus-bottom), the rest of the factor tear sheet
+(IC through time and by month, IC decay, cumulative returns per quantile, turnover and rank
+autocorrelation, the top-minus-bottom portfolio, coverage), the per-symbol table, and the
 single-series charts of the symbols with the most sessions."""
 
 from __future__ import annotations
@@ -16,13 +18,45 @@ from tweet_signals.evaluation.report import _png
 from tweet_signals.storage import write_bytes_atomic
 
 IC_HEADER = [
-    *("horizon (sessions)", "mean IC", "95% interval (HAC)", "t (HAC)", "IC IR"),
+    *("horizon (sessions)", "mean IC", "95% interval (every h-th session)", "t", "IC IR"),
     *("p", "Holm p", "sessions", "symbols a session"),
 ]
 SYMBOL_HEADER = [
     *("symbol", "sessions", "posts", "Spearman ρ", "95% interval (block bootstrap)"),
-    *("Holm p", "hit rate", "chance rate", "long/flat", "buy and hold"),
+    *("BH q", "hit rate", "chance rate", "PT p", "long/flat Sharpe", "buy-and-hold Sharpe", "random timing p"),
 ]
+
+
+SPREAD_HEADER = ["top − bottom", "t", "Holm p", "per session", "traded", "net per session"]
+
+
+def _pool_text(result: dict[str, Any]) -> str:
+    pool = result.get("pool", 1)
+    return f" (each session's signal pools the posts of the {pool} sessions ending at it)" if pool > 1 else ""
+
+
+def _movement_html(movement: dict[str, Any] | None) -> str:
+    """The next-session direction task (up/down with a dead band), sign and trailing-mean rules."""
+    if not movement:
+        return ""
+    rows = [
+        [
+            html.escape(name),
+            str(part.get("n", 0)),
+            _num(part.get("accuracy"), "{:.1%}"),
+            _num(part.get("mcc"), "{:+.3f}"),
+            _num(part.get("majority_accuracy"), "{:.1%}"),
+        ]
+        for name, part in (
+            ("sign of the signal", movement.get("sign", {})),
+            ("signal above its trailing mean", movement.get("trailing", {})),
+        )
+    ]
+    band = f"{movement['down']:+.2%} … {movement['up']:+.2%}"
+    return (
+        f"<h2>Next-session direction (moves inside {band} dropped)</h2>"
+        + _table(["rule", "calls", "accuracy", "MCC", "always the majority class"], rows)
+    )
 
 
 def _num(value: Any, fmt: str = "{:+.3f}") -> str:
@@ -35,6 +69,155 @@ def _pct(value: Any) -> str:
     return _num(value, "{:+.2%}")
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _date_axis(ax: Any) -> None:
+    """Short, non-overlapping date labels on ``ax``'s x axis, whatever the span."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _ic_series_chart(series: pl.DataFrame, horizon: int) -> bytes:
+    """Per-session rank IC (thin) and its rolling mean (thick) through time."""
+    import matplotlib.pyplot as plt
+
+    from tweet_signals.evaluation.tearsheet import ROLLING_SESSIONS
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    sessions = series["session"].to_list()
+    ax.plot(sessions, series["ic"].to_list(), color="tab:blue", linewidth=0.7, alpha=0.6, label="session IC")
+    rolling = series.filter(pl.col("ic_rolling").is_not_null())
+    if rolling.height:
+        ax.plot(
+            rolling["session"].to_list(),
+            rolling["ic_rolling"].to_list(),
+            color="tab:green",
+            linewidth=2,
+            label=f"mean of the last {ROLLING_SESSIONS} sessions",
+        )
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("rank IC")
+    ax.set_title(f"cross-sectional rank IC through time (h={horizon})")
+    ax.legend(fontsize=8, loc="upper left")
+    _date_axis(ax)
+    return _png(fig)
+
+
+def _monthly_ic_chart(months: list[dict[str, Any]]) -> bytes:
+    """Mean IC per month as a heatmap: a row per year, a column per month, zero at the centre of a
+    diverging colour scale so positive and negative months read as opposite colours."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    years = sorted({m["year"] for m in months})
+    grid = np.full((len(years), 12), np.nan)
+    for m in months:
+        grid[years.index(m["year"]), m["month"] - 1] = m["ic_mean"]
+    finite = grid[np.isfinite(grid)]
+    bound = float(np.max(np.abs(finite))) if finite.size and np.max(np.abs(finite)) > 0 else 0.01
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.55 * len(years)))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdYlGn", vmin=-bound, vmax=bound, aspect="auto")
+    for (row, col), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            # Dark text on the pale middle of the scale, white on its saturated ends.
+            colour = "white" if abs(value) > 0.65 * bound else "black"
+            ax.text(col, row, f"{value:+.3f}", ha="center", va="center", fontsize=9, color=colour)
+    ax.set_xticks(range(12))
+    ax.set_xticklabels(MONTHS)
+    ax.set_yticks(range(len(years)))
+    ax.set_yticklabels([str(y) for y in years])
+    ax.set_title("mean rank IC by month (blank: no session with a cross-section)")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+    return _png(fig)
+
+
+def _ic_decay_chart(decay: list[dict[str, Any]]) -> bytes:
+    """Mean rank IC by delay with 95% intervals from the plain t."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    delays = [r["delay"] for r in decay]
+    means = [r["ic_mean"] for r in decay]
+    # The interval's half-width is 1.96 standard errors, and the standard error is mean / t.
+    errors = [1.96 * abs(r["ic_mean"] / r["ic_t"]) if r["ic_t"] and not math.isnan(r["ic_t"]) else 0.0 for r in decay]
+    ax.bar(delays, means, yerr=errors, capsize=3, color=["tab:green" if m > 0 else "tab:red" for m in means])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(delays)
+    ax.set_xlabel("delay d: signal at t, return from close t+d to close t+d+1")
+    ax.set_ylabel("mean rank IC (95% interval)")
+    ax.set_title("IC decay: what is left when the trade starts d sessions late")
+    return _png(fig)
+
+
+def _coverage_chart(coverage: pl.DataFrame) -> bytes:
+    """Symbols with a signal (left axis) and posts (right axis) per session."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    sessions = coverage["session"].to_list()
+    symbols, posts = coverage["n_symbols"].to_list(), coverage["n_posts"].to_list()
+    ax.fill_between(sessions, symbols, step="mid", color="tab:blue", alpha=0.25, linewidth=0)
+    ax.plot(sessions, symbols, color="tab:blue", linewidth=1.2, drawstyle="steps-mid")
+    ax.set_ylabel("symbols with a signal", color="tab:blue")
+    ax.tick_params(axis="y", colors="tab:blue")
+    twin = ax.twinx()
+    twin.plot(sessions, posts, color="tab:orange", linewidth=1.0)
+    twin.set_ylabel("posts (all symbols)", color="tab:orange")
+    twin.tick_params(axis="y", colors="tab:orange")
+    # Different headroom on the two axes keeps the lines apart when coverage is steady (both at
+    # their maximum most of the time).
+    ax.set_ylim(0, max(1, max(symbols)) * 1.5)
+    twin.set_ylim(0, max(1, max(posts)) * 1.1)
+    ax.set_title("coverage: symbols with a signal and posts per session")
+    _date_axis(ax)
+    return _png(fig)
+
+
+def _quantile_cumulative_chart(cumulative: pl.DataFrame) -> bytes:
+    """Growth of 1 in each quantile, one line per quantile from the lowest signal to the highest."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    quantiles = sorted(cumulative["quantile"].unique().to_list())
+    # An ordered scale from blue (lowest signal) to red (highest) whose neighbours differ in hue,
+    # without the pale ends of most diverging scales, so every line stays visible on white.
+    colours = plt.get_cmap("turbo")(np.linspace(0.08, 0.92, len(quantiles)))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    for colour, quantile in zip(colours, quantiles, strict=True):
+        rows = cumulative.filter(pl.col("quantile") == quantile).sort("session")
+        ax.plot(rows["session"].to_list(), rows["growth"].to_list(), color=colour, linewidth=1.3, label=f"Q{quantile}")
+    ax.axhline(1, color="black", linewidth=0.8)
+    ax.set_ylabel("growth of 1")
+    ax.set_title("cumulative next-session return per quantile (equal weights, rebalanced each session, before costs)")
+    ax.legend(fontsize=8, ncol=min(len(quantiles), 10), loc="upper left")
+    _date_axis(ax)
+    return _png(fig)
+
+
+def _tear_sheet_charts(sheet: dict[str, Any]) -> dict[str, bytes]:
+    """The charts of the tear sheet's figures; a figure without data gets no chart."""
+    charts: dict[str, bytes] = {}
+    series = sheet.get("_ic_series")
+    if series is not None and series.height >= 2:
+        charts["ic_series.png"] = _ic_series_chart(series, sheet["ic_horizon"])
+    if sheet.get("monthly_ic"):
+        charts["monthly_ic.png"] = _monthly_ic_chart(sheet["monthly_ic"])
+    decay = [r for r in sheet.get("ic_decay", []) if r["n_sessions"] and not math.isnan(r["ic_mean"])]
+    if decay:
+        charts["ic_decay.png"] = _ic_decay_chart(decay)
+    coverage = sheet.get("_coverage")
+    if coverage is not None and coverage.height >= 2:
+        charts["coverage.png"] = _coverage_chart(coverage)
+    cumulative = sheet.get("_quantile_cumulative")
+    if cumulative is not None and cumulative.height:
+        charts["quantile_cumulative.png"] = _quantile_cumulative_chart(cumulative)
+    return charts
+
+
 def _charts(result: dict[str, Any]) -> dict[str, bytes]:
     import matplotlib
 
@@ -45,15 +228,18 @@ def _charts(result: dict[str, Any]) -> dict[str, bytes]:
     rows = [r for r in result["horizons"] if r["n_sessions"] >= 3]
     if rows:
         fig, ax = plt.subplots(figsize=(8, 3.2))
-        labels = [f"h={r['horizon']}" for r in rows]
+        positions = list(range(len(rows)))
         means = [r["ic_mean"] for r in rows]
-        errors = [
-            [m - r["ic_ci_low"] for m, r in zip(means, rows, strict=True)],
-            [r["ic_ci_high"] - m for m, r in zip(means, rows, strict=True)],
-        ]
-        ax.bar(labels, means, yerr=errors, capsize=4, color=["tab:green" if m > 0 else "tab:red" for m in means])
+        ax.bar(positions, means, color=["tab:green" if m > 0 else "tab:red" for m in means])
+        # The interval is drawn from its ends, not as error bars around the mean: for h > 1 it comes
+        # from a sub-sample, so it need not be centred on (or even contain) the full-sample mean.
+        lows, highs = [r["ic_ci_low"] for r in rows], [r["ic_ci_high"] for r in rows]
+        ax.vlines(positions, lows, highs, color="black", linewidth=1)
+        ax.scatter(positions + positions, lows + highs, marker="_", s=120, color="black")
+        ax.set_xticks(positions)
+        ax.set_xticklabels([f"h={r['horizon']}" for r in rows])
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_ylabel("mean rank IC (95% HAC interval)")
+        ax.set_ylabel("mean rank IC (95% interval)")
         ax.set_title("cross-sectional rank IC by horizon (sessions ahead)")
         charts["ic_by_horizon.png"] = _png(fig)
 
@@ -112,6 +298,7 @@ def _charts(result: dict[str, Any]) -> dict[str, bytes]:
         for ax in list(axes.flat)[len(ranked) :]:
             ax.axis("off")
         charts["single_series.png"] = _png(fig)
+    charts.update(_tear_sheet_charts(result.get("tear_sheet", {})))
     return charts
 
 
@@ -129,10 +316,75 @@ def _figure(charts: dict[str, bytes], name: str, caption: str) -> str:
     return f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
+def _tear_sheet_html(sheet: dict[str, Any], charts: dict[str, bytes], quantiles: int) -> str:
+    """The tear sheet's sections: IC through time, IC decay, quantile portfolios, coverage."""
+    if not sheet:
+        return ""
+    decay = sheet.get("ic_decay", [])
+    decay_rows = [
+        ["mean IC", *(_num(r["ic_mean"]) for r in decay)],
+        ["t", *(_num(r["ic_t"], "{:+.2f}") for r in decay)],
+        ["sessions", *(str(r["n_sessions"]) for r in decay)],
+    ]
+    turnover = sheet.get("turnover_by_horizon", {})
+    autocorrelation = sheet.get("rank_autocorrelation", {})
+    churn_rows = [
+        [str(h)]
+        + [_num(turnover.get(h, {}).get(k), "{:.0%}") for k in range(1, quantiles + 1)]
+        + [_num(autocorrelation.get(h), "{:+.3f}")]
+        for h in sorted(set(turnover) | set(autocorrelation))
+    ]
+    book = sheet.get("spread_portfolio", {})
+    book_rows = [
+        [
+            _num(book.get("sharpe"), "{:+.2f}"),
+            _pct(book.get("annual_return")),
+            _pct(book.get("max_drawdown")),
+            str(book.get("sessions", 0)),
+        ]
+    ]
+    means = sheet.get("quantile_next_return", {})
+    mean_rows = [
+        ["mean a session"] + [_pct(means.get("mean", {}).get(k)) for k in range(1, quantiles + 1)],
+        ["growth of 1"] + [_num(means.get("final_growth", {}).get(k), "{:.3f}") for k in range(1, quantiles + 1)],
+    ]
+    cover = sheet.get("coverage", {})
+    cover_rows = [
+        [
+            str(cover.get("sessions", 0)),
+            _num(cover.get("median_symbols"), "{:.1f}"),
+            str(cover.get("min_symbols", "–")),
+            _num(cover.get("median_posts"), "{:.0f}"),
+        ]
+    ]
+    horizon = sheet.get("ic_horizon", 1)
+    heatmap_caption = "mean rank IC per calendar month (year rows, month columns)"
+    decay_caption = "mean rank IC by delay with plain-t 95% intervals (one-session returns do not overlap)"
+    return f"""<h2>Rank IC through time (h={horizon})</h2>
+{_figure(charts, "ic_series.png", "per-session rank IC and its rolling mean")}
+{_figure(charts, "monthly_ic.png", heatmap_caption)}
+{"" if sheet.get("monthly_ic") else "<p>No session has a cross-section at this horizon: –</p>"}
+<h2>IC decay (signal at t, one-session return d sessions later)</h2>
+{_table(["delay d", *(str(r["delay"]) for r in decay)], decay_rows) if decay else "<p>–</p>"}
+{_figure(charts, "ic_decay.png", decay_caption)}
+<h2>Quantile portfolios (next session)</h2>
+{_table(["", *(f"Q{k}" for k in range(1, quantiles + 1))], mean_rows)}
+{_figure(charts, "quantile_cumulative.png", "growth of 1 per quantile")}
+<p>Top-minus-bottom book held one session at a time, before costs (annualised over 252 sessions):</p>
+{_table(["Sharpe", "annual return", "max drawdown", "sessions"], book_rows)}
+<p>Turnover (share of a quantile's names not in it h sessions before) and factor rank autocorrelation
+(Spearman correlation of the ranking with the one h sessions before; 1: the ranking does not change):</p>
+{_table(["lag h", *(f"Q{k} turnover" for k in range(1, quantiles + 1)), "rank autocorrelation"], churn_rows)}
+<h2>Coverage</h2>
+{_table(["sessions", "median symbols", "fewest symbols", "median posts"], cover_rows)}
+{_figure(charts, "coverage.png", "symbols with a signal and posts per session")}"""
+
+
 def write_panel_report(directory: Path, result: dict[str, Any], context: dict[str, Any]) -> Path:
     """Write ``report.html`` (charts inline) and the PNGs into ``directory``; return the HTML path."""
     directory.mkdir(parents=True, exist_ok=True)
     charts = _charts(result)
+    sheet = result.get("tear_sheet", {})
     for name, data in charts.items():
         (directory / name).write_bytes(data)
     ic_rows = [
@@ -152,7 +404,14 @@ def write_panel_report(directory: Path, result: dict[str, Any], context: dict[st
     q_rows = [
         [str(q["horizon"])]
         + [_pct(q["mean_return"].get(k)) for k in range(1, result["quantiles"] + 1)]
-        + [_pct(q["spread_mean"]), _num(q["spread_t"], "{:+.2f}")]
+        + [
+            _pct(q["spread_mean"]),
+            _num(q["spread_t"], "{:+.2f}"),
+            _num(q.get("spread_p_holm"), "{:.3f}"),
+            _pct(q.get("spread_per_session")),
+            _num(q.get("traded_per_rebalance"), "{:.0%}"),
+            _pct(q.get("spread_net_per_session")),
+        ]
         for q in result["quantile_returns"]
     ]
     sym_rows = [
@@ -164,11 +423,13 @@ def write_panel_report(directory: Path, result: dict[str, Any], context: dict[st
             f"{_num(r.get('spearman_ci_low'))} … {_num(r.get('spearman_ci_high'))}"
             if r["spearman"] is not None
             else "–",
-            _num(r.get("p_holm"), "{:.3f}"),
+            _num(r.get("p_bh"), "{:.3f}"),
             _num(r["hit_rate"], "{:.1%}"),
             _num(r["hit_rate_base"], "{:.1%}"),
-            _pct(r.get("strategy_return")),
-            _pct(r.get("buy_and_hold_return")),
+            _num(r.get("hit_rate_p_value"), "{:.3f}"),
+            _num(r.get("strategy_sharpe"), "{:+.2f}"),
+            _num(r.get("buy_and_hold_sharpe"), "{:+.2f}"),
+            _num(r.get("random_timing_p"), "{:.3f}"),
         ]
         for r in result["per_symbol"]
     ]
@@ -190,6 +451,16 @@ def write_panel_report(directory: Path, result: dict[str, Any], context: dict[st
             ("buy_and_hold_return_mean", "buy and hold, mean over symbols"),
         ):
             rows.append([label, _pct(split["in_sample"][key]), _pct(split["out_of_sample"][key])])
+        if "movement" in split["in_sample"]:
+            for rule, label in (("sign", "sign of the signal"), ("trailing", "above its trailing mean")):
+                inside, outside = (split[part]["movement"][rule] for part in ("in_sample", "out_of_sample"))
+                rows.append(
+                    [
+                        f"next-session direction, {label}: accuracy (MCC, calls)",
+                        f"{_num(inside['accuracy'], '{:.1%}')} ({_num(inside['mcc'])}, {inside['n']})",
+                        f"{_num(outside['accuracy'], '{:.1%}')} ({_num(outside['mcc'])}, {outside['n']})",
+                    ]
+                )
         rows.append(["sessions", str(split["in_sample"]["sessions"]), str(split["out_of_sample"]["sessions"])])
         split_html = (
             f"<h2>In sample vs out of sample (split at {split['split']})</h2>"
@@ -207,14 +478,18 @@ th{{background:#f4f4f4}}td:first-child{{text-align:left}}
 .verdict{{background:#f4f4f4;padding:1em;border-left:4px solid #555}}img{{max-width:100%}}</style></head>
 <body><h1>Does the signal rank {result["n_symbols"]} symbols by their future returns?</h1>
 <p class="verdict">{html.escape(result["verdict"])}</p>
+{_movement_html(result.get("movement"))}
 <h2>Cross-section: rank IC by horizon</h2>
 {_table(IC_HEADER, ic_rows)}
-{_figure(charts, "ic_by_horizon.png", "mean cross-sectional rank IC with Newey-West intervals")}
+{_figure(charts, "ic_by_horizon.png", "mean cross-sectional rank IC; intervals from every h-th session")}
 <h2>Quantile returns ({result["returns"]})</h2>
-{_table(["horizon"] + [f"Q{k}" for k in range(1, result["quantiles"] + 1)] + ["top − bottom", "t (HAC)"], q_rows)}
-<p>Turnover of the quantile portfolios (share of names new each session): {turnover or "–"}.</p>
+{_table(["horizon"] + [f"Q{k}" for k in range(1, result["quantiles"] + 1)] + SPREAD_HEADER, q_rows)}
+<p>Quantile means are h-session returns. Per session: the constant rate that compounds to the h-session spread;
+net: after {result.get("cost_bps", 0):g} bps on every unit traded, a top-minus-bottom book rebalanced every h sessions
+trading the share shown. Turnover of the quantile portfolios (share of names new each session): {turnover or "–"}.</p>
 {_figure(charts, "quantile_returns.png", "mean forward return per quantile")}
 {_figure(charts, "top_minus_bottom.png", "cumulative top-minus-bottom quantile")}
+{_tear_sheet_html(sheet, charts, result["quantiles"])}
 {split_html}
 <h2>Per symbol (next session)</h2>
 {_table(SYMBOL_HEADER, sym_rows)}
@@ -223,11 +498,14 @@ th{{background:#f4f4f4}}td:first-child{{text-align:left}}
 <h2>Inputs</h2>{_table(["", ""], facts)}
 <h2>How to read this</h2>
 <p>The signal of session t uses only posts that count for t (after the close they roll to t+1) and is compared
-with returns from close t onwards; nothing later enters it. IC intervals and t-statistics use Newey-West errors
-(forward returns over h sessions overlap); per-symbol intervals come from a stationary block bootstrap. The report
-makes {result["tests"]["n"]} tests ({html.escape(result["tests"]["family"])}); Holm's adjustment keeps the chance of
-any false claim among them at 5%. Sessions with fewer than {result["min_posts"]} posts carry no signal, and a session
-needs {result["min_symbols"]} symbols with a signal to enter the cross-section.</p>
+with returns from close t onwards; nothing later enters it. Forward returns over h sessions overlap, so the test
+at h &gt; 1 uses every h-th session only (a t-test on non-overlapping returns); the mean is over every session.
+Per-symbol intervals come from a stationary block bootstrap. Families of tests:
+{html.escape(result["tests"]["family"])}; Holm's adjustment over the {result["tests"]["n"]} horizons keeps the
+chance of any false claim of skill at 5%; the per-symbol correlations are adjusted as their own family
+(Benjamini–Hochberg q). Sessions with fewer than {result["min_posts"]} posts carry no
+signal{_pool_text(result)}, and a session needs {result["min_symbols"]} symbols with a signal to enter the
+cross-section.</p>
 </body></html>"""
     path = directory / "report.html"
     write_bytes_atomic(page.encode("utf-8"), path)
