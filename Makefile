@@ -20,7 +20,7 @@ demo: $(BIN)/.installed
 # Everything: lint, types, unit and integration tests (real Prefect server, Dask, S3, CLI runs).
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy tweet_signals flows tasks
+	$(BIN)/mypy tweet_signals flows tasks deployments
 	$(BIN)/python -m pytest
 
 # The inner loop: the tests not marked slow (no servers, no subprocess pipelines), under a minute.
@@ -29,4 +29,4 @@ test-fast: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy tweet_signals flows tasks
+	$(BIN)/mypy tweet_signals flows tasks deployments

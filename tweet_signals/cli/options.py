@@ -1,9 +1,11 @@
-"""CLI options derived from ``SignalsParams``: names, defaults and help come from the parameters
-model, so the command line, the Prefect UI form and ``prefect.yaml`` cannot disagree.
+"""CLI options derived from a flow's parameters model (``SignalsParams`` for ``run``,
+``EvaluationParams`` for ``evaluate``): names, defaults and help come from the model, so the
+command line, the Prefect UI form and ``prefect.yaml`` cannot disagree.
 
 ``params_command`` builds a typer command whose options are the model's fields (``--chunk-size``
 for ``chunk_size``, ``--[no-]force`` for booleans, a choice list for ``Literal`` fields) plus the
-command's own options; the command body receives the given field values and its own options.
+command's own options; the command body receives the field values given on the command line and
+its own options.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import typer
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from tweet_signals.params import SignalsParams
@@ -66,6 +69,16 @@ def _param(name: str, annotation: Any, option: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 
+# The command's typer context (typer passes it to a parameter of this type, not as an option).
+CONTEXT = "typer_context"
+
+
+def _typed(context: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given (command line or environment), not left at its default."""
+    source = context.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
 def params_command(
     app: typer.Typer,
     name: str,
@@ -76,21 +89,25 @@ def params_command(
     defaults: dict[str, Any] | None = None,
     only: Iterable[str] | None = None,
     help: str | None = None,
+    model: type[BaseModel] = SignalsParams,
 ) -> None:
-    """Register ``name`` on ``app``: options for every ``SignalsParams`` field (but ``exclude``,
-    or just ``only``), with ``defaults`` overriding the model's, followed by ``own`` options.
+    """Register ``name`` on ``app``: options for every field of ``model`` (but ``exclude``, or
+    just ``only``), with ``defaults`` overriding the model's, followed by ``own`` options.
     ``body(fields, own_values)`` gets the fields that were given or overridden and the own values."""
     skipped, overrides = set(exclude), defaults or {}
-    wanted = list(only) if only is not None else [f for f in SignalsParams.model_fields if f not in skipped]
-    fields = {f: SignalsParams.model_fields[f] for f in wanted}
+    wanted = list(only) if only is not None else [f for f in model.model_fields if f not in skipped]
+    fields = {f: model.model_fields[f] for f in wanted}
     parameters = [
         _option(f, info, overrides.get(f, info.get_default(call_default_factory=True))) for f, info in fields.items()
     ]
     own_names = [p.name for p in own]
-    parameters += list(own)
+    parameters += [*own, inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
 
     def command(**values: Any) -> None:
-        given = {f: values[f] for f in fields if values[f] is not None}
+        # Only what the user typed: an option left at its default must not count as given, or
+        # the model could not tell "left out" from "set" (its ``model_fields_set``).
+        context = values.pop(CONTEXT)
+        given = {f: values[f] for f in fields if values[f] is not None and _typed(context, f)}
         body({**overrides, **given}, {k: values[k] for k in own_names})
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -102,3 +119,15 @@ def params_command(
 def option(name: str, annotation: Any, default: Any, *flags: str, help: str = "") -> inspect.Parameter:
     """A command's own option (not a parameters field)."""
     return _param(name, annotation, typer.Option(default, *(flags or (flag(name),)), help=help))
+
+
+def validation_message(error: ValidationError) -> str:
+    """A model's refusal as one line naming the flags: ``--pool: Input should be ... ; ...``."""
+    parts = []
+    for item in error.errors():
+        text = str(item["msg"]).removeprefix("Value error, ")
+        fields = [str(part) for part in item["loc"] if isinstance(part, str)]
+        # Messages of our own validators already name their flag; pydantic's do not.
+        prefix = flag(fields[0]) if fields and not text.startswith("--") else ""
+        parts.append(f"{prefix}: {text}" if prefix else text)
+    return "; ".join(parts)

@@ -13,10 +13,19 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.evaluation.history import with_empty_sessions
-from tweet_signals.evaluation.panel import PanelSettings, evaluate_panel, forward_returns, json_ready
+from tweet_signals.evaluation.movement import movement_figures
+from tweet_signals.evaluation.panel import (
+    DEFAULT_COLUMN,
+    PanelSettings,
+    engagement_warnings,
+    evaluate_panel,
+    forward_returns,
+    json_ready,
+)
 from tweet_signals.evaluation.panel_report import write_panel_report
 from tweet_signals.evaluation.report import write_report
 from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
+from tweet_signals.evaluation.tearsheet import tear_sheet
 from tweet_signals.sources.files import parse_column_map
 from tweet_signals.stages.signals import SignalThresholds
 from tweet_signals.storage import AnyPath, location, publish
@@ -34,16 +43,24 @@ class EvaluationSettings:
     cost_bps: float = 5.0  # per position change
     min_sessions: int = 20  # fewer: "not enough data", not a number
     window: int = 20  # sessions of the rolling z-scores (features and the strategy's centring)
-    signal_column: str = "weighted_score"  # the column judged
+    signal_column: str = DEFAULT_COLUMN  # the column judged
     min_posts: int = SignalThresholds().min_posts  # sessions with fewer posts carry no signal
+    # (up, down) thresholds of the next-session move: direction figures with the dead band dropped
+    movement: tuple[float, float] | None = None
+
+
+def read_single_prices(prices_path: str, price_columns: str = "date=Date,close=Close") -> pl.DataFrame:
+    """(session, close) of one symbol's prices CSV; ``price_columns`` names its date and close
+    columns (``date=COLUMN,close=COLUMN``, either may be left out)."""
+    mapping = {"date": "Date", "close": "Close", **parse_column_map(price_columns)}
+    return load_prices(Path(prices_path), mapping["date"], mapping["close"])
 
 
 def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: EvaluationSettings) -> dict[str, Any]:
     """Judge ``signals`` of ``symbol`` against the closes in ``settings.prices_path`` (next-session
     returns, no look-ahead); write the HTML report and its data under ``settings.out_dir``; return
     the summary."""
-    mapping = {"date": "Date", "close": "Close", **parse_column_map(settings.price_columns)}
-    prices = load_prices(Path(settings.prices_path), mapping["date"], mapping["close"])
+    prices = read_single_prices(settings.prices_path, settings.price_columns)
     history = rolling_features(with_empty_sessions(signals, symbol, settings.exchange), settings.window)
     target = location(settings.out_dir)
     # Reports are written on a local disk; for an object-store target they are uploaded after.
@@ -81,7 +98,15 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
     summary = evaluation.as_dict()
     summary.get("strategy", {}).pop("equity", None)
     summary.get("strategy", {}).pop("buy_and_hold", None)
-    return {"report": str(report), "symbol": symbol, **summary}
+    warnings = engagement_warnings(settings.signal_column)
+    if warnings:
+        summary["verdict"] += " " + " ".join(f"Warning: {w}" for w in warnings)
+    extra: dict[str, Any] = {"warnings": warnings}
+    if settings.movement is not None:
+        up, down = settings.movement
+        calls = aligned.select(pl.lit(symbol).alias("symbol"), "session", "signal", "next_return")
+        extra["movement"] = json_ready(movement_figures(calls, up, down, settings.window))
+    return {"report": str(report), "symbol": symbol, **summary, **extra}
 
 
 def evaluate_signal_panel(
@@ -101,6 +126,7 @@ def evaluate_signal_panel(
         )
     returns = forward_returns(present, settings.horizons, settings.benchmark)
     result = evaluate_panel(signals, returns, settings)
+    result["tear_sheet"] = tear_sheet(result["_frame"], settings)  # the figures beyond IC and quantile means
     target = location(out_dir)
     out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
     out.mkdir(parents=True, exist_ok=True)
