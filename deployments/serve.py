@@ -1,4 +1,4 @@
-"""Serve the two deployments of ``prefect.yaml`` without a work pool (one long-running process).
+"""Serve the deployments of ``prefect.yaml`` without a work pool (one long-running process).
 
     prefect server start                 # in one terminal (SQLite under PREFECT_HOME)
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import serve
-from prefect.schedules import Cron
+from prefect import Flow, serve
+from prefect.schedules import Cron, Schedule
 
 from flows.backfill import backfill_signals
 from flows.daily_signals import daily_signals
+from flows.signal_health import signal_health
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 
@@ -27,7 +28,7 @@ def declared_deployments(path: Path = PREFECT_YAML) -> dict[str, dict[str, Any]]
     return {d["name"]: d for d in config["deployments"]}
 
 
-def _schedules(declared: dict[str, Any]) -> list[Cron]:
+def _schedules(declared: dict[str, Any]) -> list[Schedule]:
     return [
         Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
         for s in declared.get("schedules") or []
@@ -36,7 +37,11 @@ def _schedules(declared: dict[str, Any]) -> list[Cron]:
 
 def build_deployments() -> list[Any]:
     declared = declared_deployments()
-    flows = {"daily-signals": daily_signals, "backfill-signals": backfill_signals}
+    flows: dict[str, Flow[..., Any]] = {
+        "daily-signals": daily_signals,
+        "backfill-signals": backfill_signals,
+        "signal-health": signal_health,
+    }
     return [
         flows[name].to_deployment(
             name=name,

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO
+from conftest import REPO, SHARED_DATA
 
 from deployments.serve import build_deployments, declared_deployments
 from tweet_signals.stages.summary import root_tag
@@ -94,11 +94,18 @@ def _wait(client: httpx.Client, run_id: str, timeout: float = 300) -> dict[str, 
 def test_serve_builds_the_same_deployments_as_prefect_yaml() -> None:
     declared = declared_deployments()
     built = {d.name: d for d in build_deployments()}
-    assert set(built) == set(declared) == {"daily-signals", "backfill-signals"}
+    assert set(built) == set(declared) == {"daily-signals", "backfill-signals", "signal-health"}
     daily = built["daily-signals"].schedules[0].schedule
     assert (daily.cron, daily.timezone) == ("30 16 * * 1-5", "Asia/Kolkata")
     # Out of the box the schedule is off: active, it would produce synthetic signals every weekday.
     assert built["daily-signals"].schedules[0].active is False
+    # The health check runs after the daily signals, also off until prices_dir is set.
+    health = built["signal-health"]
+    after_daily = health.schedules[0].schedule
+    assert (after_daily.cron, after_daily.timezone) == ("0 18 * * 1-5", "Asia/Kolkata")
+    assert health.schedules[0].active is False
+    # It reads the data root the daily runs write.
+    assert health.parameters["params"]["data_root"] == built["daily-signals"].parameters["params"]["data_root"]
     assert all(d.enforce_parameter_schema for d in built.values())
 
 
@@ -206,6 +213,35 @@ def test_deploy_and_run_both_deployments_through_the_api(server: dict[str, str],
                 "signals-2026-01-06",
                 "signals-2026-01-08",
             ]
+
+            _run_signal_health(client, out, tmp_path / "prices")
     finally:
         worker.terminate()
         worker.wait(timeout=60)
+
+
+def _run_signal_health(client: httpx.Client, data_root: Path, prices: Path) -> None:
+    """signal-health through the API: with the shipped parameters (prices_dir is a placeholder)
+    it ends Failed naming the folder; given prices, it judges what the daily runs stored."""
+    health = client.get("/deployments/name/signal-health/signal-health").json()
+    assert health["enforce_parameter_schema"] and health["schedules"][0]["active"] is False
+    assert "Coverage collapse threshold" in json.dumps(health["parameter_openapi_schema"])
+    shipped = client.post(f"/deployments/{health['id']}/create_flow_run", json={}).json()
+    finished = _wait(client, shipped["id"])
+    assert finished["state"]["type"] == "FAILED", finished["state"]
+    assert "prices_dir 'prices'" in finished["state"]["message"] and "no such folder" in finished["state"]["message"]
+
+    prices.mkdir()
+    (prices / "NIFTY.csv").write_bytes((SHARED_DATA / "nifty50-daily" / "nifty50.csv").read_bytes())
+    run = client.post(
+        f"/deployments/{health['id']}/create_flow_run",
+        json={"parameters": {"params": {"data_root": str(data_root), "prices_dir": str(prices)}}},
+    ).json()
+    finished = _wait(client, run["id"])
+    # Three symbols (one priced) are too few to rank against each other: a verdict, not a failure.
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+    artifacts = client.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+    summary = next(a for a in artifacts if a["key"] == "signal-health-summary")
+    assert summary["data"].startswith("# Signal health: not measurable")
+    assert any(a["key"] == "signal-health" for a in artifacts)
+    assert (data_root / "reports" / "signal-health" / "2026-01-09" / "report.html").exists()
