@@ -207,6 +207,23 @@ class PostsFile:
     cache_dir: Path | None = None
 
 
+def dedupe_per_session(posts: pl.DataFrame, exchange: str) -> pl.DataFrame:
+    """The pipeline's dedupe (ids, retweets, near-duplicate texts) within each session, as a
+    daily run applies it: over a whole historical file a later copy could remove an earlier post
+    (the earliest non-retweet of a group survives), making a session's signal depend on posts
+    written after its close."""
+    from tweet_signals.stages.dedupe import dedupe_posts
+
+    if posts.is_empty():
+        return dedupe_posts(posts, {})[0]
+    sessions = posts["created_at"].map_elements(lambda ts: session_for(ts, exchange), return_dtype=pl.Date)
+    parts = [
+        dedupe_posts(group.drop("_session"), {})[0]
+        for _, group in posts.with_columns(sessions.alias("_session")).group_by("_session", maintain_order=True)
+    ]
+    return pl.concat(parts).sort("created_at", maintain_order=True)
+
+
 def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
     """Read, dedupe and analyze a whole posts file (without the ``symbols`` column: that depends on
     which symbols are asked for). With ``source.cache_dir``, the result is kept there, keyed by
@@ -219,7 +236,6 @@ def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
     from tweet_signals.market.sessions import calendar
     from tweet_signals.model.loader import model_revision
     from tweet_signals.sources.files import input_files, parse_column_map, read_posts
-    from tweet_signals.stages.dedupe import dedupe_posts
     from tweet_signals.storage import sha256_file
 
     path = source.path
@@ -233,6 +249,7 @@ def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
             "naive_tz": source.naive_tz,
             "date_only": source.date_only,
             "exchange": source.exchange,
+            "dedupe": "per-session",
             "model": model_revision(source.model),
         }
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
@@ -251,7 +268,7 @@ def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
         advice = "; ".join(hint for reason, hint in hints.items() if reason in why)
         message = f"no usable posts in {path}: {read.quarantine.height} quarantined ({why})"
         raise ValueError(message + (f"; {advice}" if advice else ""))
-    clean, _ = dedupe_posts(read.posts, {})
+    clean = dedupe_per_session(read.posts, source.exchange)
     analyzed = analyze_posts(clean.drop("symbols"), model=source.model, workers=source.workers)
     if cached is not None:
         write_parquet_atomic(analyzed, cached)

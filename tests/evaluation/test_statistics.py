@@ -124,6 +124,20 @@ def test_random_timing_p_is_spread_under_the_null_and_small_for_perfect_timing()
     assert perfect["random_timing_p"] < 0.01
 
 
+def test_a_part_time_rule_is_judged_against_random_timing_not_against_buy_and_hold() -> None:
+    """With a rising market and no skill, a rule invested 40% of the time has a Sharpe near
+    √0.4 times buy-and-hold's; random timing with the same exposure has the same, so the rule is
+    not called skilful (nor unskilful) for being part-time."""
+    rng = np.random.default_rng(9)
+    returns, signal = rng.normal(0.0008, 0.01, 5000), rng.normal(0, 1, 5000)
+    result = long_flat_strategy(signal, returns, 0.25, 0.0, n_random=200)  # z > 0.25: about 40% invested
+    assert 0.3 < result["exposure"] < 0.5
+    expected = np.sqrt(result["exposure"]) * result["buy_and_hold_sharpe"]
+    assert result["random_timing_sharpe"] == pytest.approx(expected, rel=0.15)
+    assert result["sharpe_annualised"] < result["buy_and_hold_sharpe"]  # part-time, not worse at timing
+    assert result["random_timing_p"] > 0.05
+
+
 def test_random_timing_is_seeded_and_counts_ties_as_at_least_as_good() -> None:
     rng = np.random.default_rng(2)
     returns, signal = rng.normal(0, 0.01, N), rng.normal(0, 1, N)
@@ -131,6 +145,7 @@ def test_random_timing_is_seeded_and_counts_ties_as_at_least_as_good() -> None:
     assert long_flat_strategy(signal, returns, 0.0, 5.0, seed=3)["random_timing_p"] == first
     never = long_flat_strategy(signal, returns, 99.0, 5.0)  # never invested: every ordering is the rule
     assert never["exposure"] == 0.0 and never["random_timing_p"] == 1.0 and never["sharpe_annualised"] == 0.0
+    assert 0 < long_flat_strategy(returns, returns, 0.0, 5.0)["random_timing_p"] <= 1 / 1001  # never exactly 0
     assert long_flat_strategy(signal, returns, 0.0, 5.0, n_random=0)["random_timing_p"] is None
 
 
@@ -158,9 +173,9 @@ def test_the_verdict_compares_the_strategy_at_equal_exposure() -> None:
     returns, signal = _lead(1)
     result = evaluate_signal(_calendar(returns, signal))
     assert result.hit_rate_statistic is not None and result.hit_rate_p_value is not None
-    assert "Pesaran–Timmermann" in result.verdict and "buy-and-hold's" in result.verdict
-    assert "Random timing with the same exposure" in result.verdict
-    assert "beats random timing and buy-and-hold at equal exposure" in result.verdict
+    assert "Pesaran–Timmermann" in result.verdict and "buy-and-hold at the same exposure" in result.verdict
+    assert "for random timing with the same exposure and costs" in result.verdict
+    assert "Its timing beats random timing at equal exposure" in result.verdict
 
 
 def _movement_frame() -> pl.DataFrame:

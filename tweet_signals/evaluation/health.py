@@ -16,7 +16,7 @@ Definitions:
 - **rank IC** (h = 1): the per-session Spearman correlation across symbols between the signal and
   the next session's return (sessions with at least ``min_symbols`` symbols), averaged over the
   ``ROLLING_SESSIONS`` most recent sessions that have one and over the whole window; the window's
-  significance is the panel evaluation's (Newey–West t, Holm-adjusted over every test it makes).
+  significance is the panel evaluation's (t-test, Holm-adjusted over the horizons).
 - **hit rate** (h = 1): over (symbol, session) pairs of those sessions, the share where the
   signal's deviation from the session's cross-sectional mean has the sign of the next return's
   deviation from its mean (pairs with a zero deviation are left out); chance is about 50%, and

@@ -30,6 +30,13 @@ SYMBOL_HEADER = [
 SPREAD_HEADER = ["top − bottom", "t", "Holm p", "per session", "traded", "net per session"]
 
 
+def _symbol_header(pool: int) -> list[str]:
+    """The per-symbol table's header; pooled posts count once for every session that pools them."""
+    if pool <= 1:
+        return SYMBOL_HEADER
+    return [f"posts (each counted in {pool} pooled sessions)" if h == "posts" else h for h in SYMBOL_HEADER]
+
+
 def _pool_text(result: dict[str, Any]) -> str:
     pool = result.get("pool", 1)
     return f" (each session's signal pools the posts of the {pool} sessions ending at it)" if pool > 1 else ""
@@ -272,6 +279,7 @@ def _charts(result: dict[str, Any]) -> dict[str, bytes]:
         ax.axhline(1, color="black", linewidth=0.8)
         ax.set_ylabel("growth of 1")
         ax.set_title(f"cumulative top-minus-bottom quantile (h={first}), before costs")
+        fig.autofmt_xdate()  # a year or more of sessions: slanted dates do not overlap
         charts["top_minus_bottom.png"] = _png(fig)
 
     frame: pl.DataFrame | None = result.get("_frame")
@@ -492,7 +500,7 @@ trading the share shown. Turnover of the quantile portfolios (share of names new
 {_tear_sheet_html(sheet, charts, result["quantiles"])}
 {split_html}
 <h2>Per symbol (next session)</h2>
-{_table(SYMBOL_HEADER, sym_rows)}
+{_table(_symbol_header(result.get("pool", 1)), sym_rows)}
 <h2>Single series</h2>
 {_figure(charts, "single_series.png", "signal and close of the symbols with the most sessions")}
 <h2>Inputs</h2>{_table(["", ""], facts)}

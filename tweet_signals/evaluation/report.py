@@ -15,6 +15,10 @@ from tweet_signals.evaluation.statistics import Evaluation
 from tweet_signals.storage import write_bytes_atomic
 
 
+def _sharpe_text(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
 def _png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -128,15 +132,16 @@ def write_report(
             ("strategy", st["rule"]),
             ("strategy exposure (share of sessions invested)", f"{st['exposure']:.1%}"),
             (
-                "Sharpe (annualised): strategy vs buy-and-hold (independent of exposure)",
-                f"{st['sharpe_annualised']:+.2f} vs {st['buy_and_hold_sharpe']:+.2f}",
+                "Sharpe (annualised): strategy vs random timing at the same exposure (median) vs buy-and-hold",
+                f"{st['sharpe_annualised']:+.2f} vs {_sharpe_text(st.get('random_timing_sharpe'))} "
+                f"vs {st['buy_and_hold_sharpe']:+.2f}",
             ),
             (
                 "random timing, same exposure and costs: share doing at least as well (p)",
                 "–"
                 if random_p is None
-                else f"p = {random_p:.3f}: {round(random_p * st['random_timing_draws']):,} of "
-                f"{st['random_timing_draws']:,} random orderings (seed {st['random_timing_seed']})",
+                else f"p = {random_p:.3f} ((count + 1) / ({st['random_timing_draws']:,} + 1) random orderings, "
+                f"seed {st['random_timing_seed']})",
             ),
             (
                 "total return: strategy vs buy-and-hold at the same exposure",
@@ -144,7 +149,7 @@ def write_report(
             ),
             ("buy and hold, fully invested over every session of the window", f"{st['buy_and_hold_return']:+.1%}"),
             ("strategy annual return (compounded)", f"{st['annual_return']:+.1%}"),
-            ("strategy max drawdown", f"{st['max_drawdown']:.1%}"),
+            ("strategy max drawdown (fraction lost from a peak)", f"{st['max_drawdown']:.1%}"),
             ("strategy trades", st["trades"]),
         ]
     for key, value in context.items():

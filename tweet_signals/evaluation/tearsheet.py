@@ -161,15 +161,18 @@ def spread_portfolio(spread: pl.DataFrame) -> dict[str, Any]:
         return {"sharpe": float("nan"), "max_drawdown": float("nan"), "annual_return": float("nan"), "sessions": 0}
     return {
         "sharpe": float(empyrical.sharpe_ratio(values)),
-        "max_drawdown": float(empyrical.max_drawdown(values)),
+        # A positive fraction lost from a peak, as the single-symbol report gives it (empyrical's is negative).
+        "max_drawdown": float(-empyrical.max_drawdown(values)),
         "annual_return": float(empyrical.annual_return(values)),
         "sessions": len(values),
     }
 
 
 def rank_autocorrelation(frame: pl.DataFrame, lag: int, min_symbols: int) -> float:
-    """alphalens' ``factor_rank_autocorrelation``: per session, the Spearman correlation across the
-    symbols ranked both at t and ``lag`` sessions before, averaged over sessions.
+    """alphalens' ``factor_rank_autocorrelation``: per session, the Pearson correlation (pandas'
+    ``corrwith``) of the symbols' ranks at t with their ranks ``lag`` sessions before, over the
+    symbols ranked at both (each ranked among all symbols of its own session), averaged over
+    sessions.
 
     Sessions are those with a cross-section (``min_symbols`` or more signals), counted in order,
     the way ``turnover`` lags them; 1 means the ranking does not change, 0 that it is new each time.
@@ -188,7 +191,7 @@ def rank_autocorrelation(frame: pl.DataFrame, lag: int, min_symbols: int) -> flo
     per_session = (
         ranked.join(earlier, on=["symbol", "index"], how="inner")
         .group_by("session")
-        .agg(pl.corr("rank", "rank_before", method="spearman").alias("rho"), pl.len().alias("n"))
+        .agg(pl.corr("rank", "rank_before", method="pearson").alias("rho"), pl.len().alias("n"))
         .filter((pl.col("n") >= min_symbols) & pl.col("rho").is_not_nan())
     )
     return _nan_float(per_session["rho"].mean()) if per_session.height else float("nan")
