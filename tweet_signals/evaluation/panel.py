@@ -708,8 +708,8 @@ def panel_verdict(result: dict[str, Any]) -> str:
         span = "a session" if q["horizon"] == 1 else f"over {q['horizon']} sessions"
         parts.append(
             f"Top minus bottom quantile at h={q['horizon']}: {q['spread_mean']:+.2%} {span} "
-            f"(t {q['spread_t']:+.2f}); after {q['cost_bps']:g} bps on the {q['traded_per_rebalance']:.0%} of the "
-            f"book traded per rebalance: {q['spread_net_per_session']:+.2%} a session."
+            f"(t {q['spread_t']:+.2f}); after {q['cost_bps']:g} bps on the {q['traded_per_rebalance']:.0%} of a "
+            f"leg's value traded per rebalance: {q['spread_net_per_session']:+.2%} a session."
         )
     movement = result.get("movement")
     if movement and movement.get("n"):
