@@ -58,9 +58,19 @@ def _signal_rows(day: date, symbols: list[str], scores: list[float | None], post
             "threshold_bearish": [-0.4] * n,
             "min_posts": [5] * n,
             "model_id": ["embedded"] * n,
+            "n_authors": posts,
+            **{c: [None] * n for c in SIGNALS_SCHEMA if c not in FILLED},
         },
         schema=SIGNALS_SCHEMA,
     )
+
+
+# The columns ``_signal_rows`` sets; the signals' other columns (reach, history) are left null.
+FILLED = (
+    *("session", "symbol", "n_posts", "n_bullish", "n_bearish", "n_neutral", "mean_score", "weighted_score"),
+    *("bullishness", "agreement", "mean_relevance", "signal", "threshold_bullish", "threshold_bearish"),
+    *("min_posts", "model_id", "n_authors"),
+)
 
 
 def write_data_root(

@@ -113,7 +113,9 @@ def summary_table(manifests: list[dict[str, Any]]) -> Table:
 def signals_table(paths: list[str]) -> Table:
     import polars as pl
 
-    frame = pl.concat([pl.read_parquet(p) for p in paths]).sort(["session", "symbol"])
+    from tweet_signals.stages.summary import attention_text
+
+    frame = pl.concat([pl.read_parquet(p) for p in paths], how="diagonal_relaxed").sort(["session", "symbol"])
     table = Table(title="signals")
     cols = (
         "session",
@@ -126,10 +128,11 @@ def signals_table(paths: list[str]) -> Table:
         "agreement",
         "signal",
     )
-    for col in cols:
+    for col in (*cols, "attention"):
         table.add_column(col, justify="right")
     for row in frame.iter_rows(named=True):
-        table.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+        table.add_row(*cells, attention_text(row.get("attention_z")))
     return table
 
 

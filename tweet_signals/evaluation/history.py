@@ -29,9 +29,13 @@ def with_empty_sessions(signals: pl.DataFrame, symbol: str, exchange: str) -> pl
         {"session": sessions, "symbol": [symbol] * len(sessions)}, schema={"session": pl.Date, "symbol": pl.String}
     )
     out = frame.join(signals, on=["session", "symbol"], how="left")
-    return out.with_columns(pl.col("n_posts", "n_bullish", "n_bearish", "n_neutral").fill_null(0)).select(
-        list(SIGNALS_SCHEMA)
+    # Sessions stored by older versions lack the newer columns: null there.
+    missing = [pl.lit(None, dtype=t).alias(c) for c, t in SIGNALS_SCHEMA.items() if c not in out.columns]
+    out = out.with_columns(missing).with_columns(pl.col("n_posts", "n_bullish", "n_bearish", "n_neutral").fill_null(0))
+    quiet_authors = (
+        pl.when(pl.col("n_posts") == 0).then(pl.col("n_authors").fill_null(0)).otherwise(pl.col("n_authors"))
     )
+    return out.with_columns(quiet_authors.alias("n_authors")).select(list(SIGNALS_SCHEMA))
 
 
 def stored_panel_signals(storage: Storage, until: date | None = None) -> pl.DataFrame:

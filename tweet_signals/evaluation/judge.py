@@ -27,7 +27,7 @@ from tweet_signals.evaluation.report import write_report
 from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
 from tweet_signals.evaluation.tearsheet import tear_sheet
 from tweet_signals.sources.files import parse_column_map
-from tweet_signals.stages.signals import SignalThresholds
+from tweet_signals.stages.signals import SignalThresholds, with_history
 from tweet_signals.storage import AnyPath, location, publish
 
 
@@ -61,7 +61,7 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
     returns, no look-ahead); write the HTML report and its data under ``settings.out_dir``; return
     the summary."""
     prices = read_single_prices(settings.prices_path, settings.price_columns)
-    history = rolling_features(with_empty_sessions(signals, symbol, settings.exchange), settings.window)
+    history = rolling_features(with_history(with_empty_sessions(signals, symbol, settings.exchange)), settings.window)
     target = location(settings.out_dir)
     # Reports are written on a local disk; for an object-store target they are uploaded after.
     out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))

@@ -55,6 +55,8 @@ from tweet_signals.evaluation.statistics import (
     long_flat_strategy,
     rolling_features,
 )
+from tweet_signals.stages.signals import HISTORY_COLUMNS as SIGNAL_HISTORY_COLUMNS
+from tweet_signals.stages.signals import with_history
 
 MIN_SYMBOLS = 5  # fewer symbols in a session: no cross-sectional figure for it
 THRESHOLD_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # z-score thresholds the in-sample fit chooses from
@@ -155,6 +157,8 @@ def forward_returns(panel: dict[str, pl.DataFrame], horizons: Sequence[int], ben
     )
 
 
+# Attention and surprise: computed from a symbol's previous sessions by the signals stage's formulas.
+FAMILY_HISTORY_COLUMNS = frozenset(SIGNAL_HISTORY_COLUMNS)
 # Columns ``rolling_features`` derives from a symbol's history (trailing windows, no look-ahead).
 HISTORY_COLUMNS = frozenset({"volume_z", "score_z", "score_change", "bull_intensity", "bear_intensity"})
 
@@ -173,7 +177,11 @@ def with_quiet_sessions(signals: pl.DataFrame, returns: pl.DataFrame) -> pl.Data
     )
     full = calendar.join(signals, on=["session", "symbol"], how="full", coalesce=True)
     counts = [c for c in ("n_posts", "n_bullish", "n_bearish", "n_neutral") if c in full.columns]
-    return full.with_columns(pl.col(counts).fill_null(0)).sort("symbol", "session")
+    full = full.with_columns(pl.col(counts).fill_null(0))
+    if "n_authors" in full.columns:  # a quiet session has no authors (a count of 0, not unknown)
+        quiet = pl.when(pl.col("n_posts") == 0).then(pl.col("n_authors").fill_null(0))
+        full = full.with_columns(quiet.otherwise(pl.col("n_authors")).alias("n_authors"))
+    return full.sort("symbol", "session")
 
 
 def panel_frame(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSettings) -> pl.DataFrame:
@@ -183,6 +191,10 @@ def panel_frame(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSet
     column = settings.signal_column
     if column not in signals.columns and column in HISTORY_COLUMNS:
         signals = rolling_features(with_quiet_sessions(signals, returns), settings.window)
+    elif column in FAMILY_HISTORY_COLUMNS:
+        # Recomputed over every price session of each symbol (quiet ones included): stored values
+        # come from whatever sessions were stored, a posts file's from the sessions with posts.
+        signals = with_history(with_quiet_sessions(signals, returns))
     if column not in signals.columns:
         raise ValueError(f"no column {column!r} in the signals; they have {sorted(signals.columns)}")
     usable = signals.select(

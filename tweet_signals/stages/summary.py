@@ -24,16 +24,23 @@ def signal_chart_png(history: pl.DataFrame) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (top, middle, bottom) = plt.subplots(
+        3, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1, 1]}
+    )
+    has_attention = "attention_z" in history.columns
     for (symbol,), group in history.sort("session").group_by("symbol", maintain_order=True):
         sessions = group["session"].to_list()
         top.plot(sessions, group["weighted_score"].to_list(), marker="o", label=symbol)
-        bottom.plot(sessions, group["n_posts"].to_list(), marker=".", label=symbol)
+        middle.plot(sessions, group["n_posts"].to_list(), marker=".", label=symbol)
+        if has_attention:
+            bottom.plot(sessions, group["attention_z"].fill_null(float("nan")).to_list(), marker=".", label=symbol)
     top.axhline(0, color="grey", linewidth=0.8)
     top.set_ylabel("engagement-weighted score")
-    top.set_title("tweet-signals: sentiment per symbol and session")
+    top.set_title("tweet-signals: sentiment and attention per symbol and session")
     top.legend(loc="upper left", fontsize="small")
-    bottom.set_ylabel("posts")
+    middle.set_ylabel("posts")
+    bottom.axhline(0, color="grey", linewidth=0.8)
+    bottom.set_ylabel("attention (σ)")
     import matplotlib.dates as mdates
 
     bottom.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
@@ -54,7 +61,7 @@ def write_chart(storage: Storage, run_date: date) -> AnyPath | None:
 
 
 # The signals table as people read it: what and which way first, then the evidence.
-LEADING_COLUMNS = ("symbol", "signal", "bullishness", "weighted_score", "agreement", "n_posts")
+LEADING_COLUMNS = ("symbol", "signal", "bullishness", "weighted_score", "agreement", "n_posts", "attention_z")
 
 
 def root_tag(root: str) -> str:
@@ -78,6 +85,12 @@ def signals_rows(signals: pl.DataFrame, digits: int = 3) -> list[dict[str, Any]]
     return frame.to_dicts()
 
 
+def attention_text(z: float | None) -> str:
+    """Post volume against the symbol's previous sessions, as people say it: "+2.1σ" ("–" while
+    there is too little history)."""
+    return "–" if z is None else f"{z:+.1f}σ"
+
+
 def _cell(value: Any) -> str:
     return "–" if value is None else f"{value:+.2f}" if isinstance(value, float) else str(value)
 
@@ -92,11 +105,12 @@ def summary_markdown(
     lines = [f"# tweet-signals {manifest['run_date']}: {manifest['status']}", "", f"Data root: `{data_root}`", ""]
     if signals is not None and signals.height:
         lines += [
-            "| symbol | signal | bullishness | weighted score | agreement | posts |",
-            "|---|---|---:|---:|---:|---:|",
+            "| symbol | signal | attention | bullishness | weighted score | agreement | posts |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         for row in signals.sort("symbol").iter_rows(named=True):
-            cells = [row["symbol"], f"**{row['signal']}**", *(_cell(row[k]) for k in LEADING_COLUMNS[2:5])]
+            cells = [row["symbol"], f"**{row['signal']}**", attention_text(row.get("attention_z"))]
+            cells += [_cell(row[k]) for k in LEADING_COLUMNS[2:5]]
             lines.append("| " + " | ".join([*cells, str(row["n_posts"])]) + " |")
         lines.append("")
     if chart_png:
