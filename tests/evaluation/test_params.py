@@ -30,6 +30,7 @@ GIVEN: dict[str, Any] = {
     "split": "2025-04-15",
     "min_symbols": 6,
     "pool": 3,
+    "combine": "mean_score,bullishness",
     "symbol": "TCS",
     "price_columns": "date=Day,close=Last",
 }

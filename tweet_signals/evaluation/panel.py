@@ -86,6 +86,7 @@ class PanelSettings:
     seed: int = 7
     pool: int = 1  # sessions of posts behind each session's signal (1: its own session only)
     movement: tuple[float, float] | None = None  # (up, down) thresholds of the next-session move task
+    combine: tuple[str, ...] = ()  # columns of a composite fitted before ``split`` (composite.py)
 
     def __post_init__(self) -> None:
         if self.quantiles < 2:
@@ -611,6 +612,11 @@ def _attach(rows: list[dict[str, Any]], key: str, p_key: str, method: str, out_k
 
 def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSettings) -> dict[str, Any]:
     """Every panel figure, the per-symbol table, the multiple-testing account and a verdict."""
+    # composite.py builds on this module, hence the import here rather than at the top.
+    from tweet_signals.evaluation.composite import attach_composite, with_composite
+
+    # With --combine the judged column is the composite fitted in sample; otherwise nothing changes.
+    signals, settings, composite = with_composite(signals, returns, settings)
     frame = panel_frame(signals, returns, settings)
     symbols = sorted(frame.filter(pl.col("signal").is_not_null())["symbol"].unique().to_list())
     n_sessions = int(frame.filter(pl.col("signal").is_not_null())["session"].n_unique())
@@ -671,6 +677,8 @@ def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: Panel
         )
     if settings.split is not None:
         result["split"] = split_figures(frame, symbols, settings)
+    if composite is not None:
+        attach_composite(result, composite)
     result["verdict"] = panel_verdict(result)
     result["_spreads"] = spreads
     result["_frame"] = frame
@@ -736,6 +744,10 @@ def panel_verdict(result: dict[str, Any]) -> str:
             f"Out of sample (from {split['split']}): mean IC at h={usable[0]['horizon']} "
             f"{outside:+.3f} against {inside:+.3f} in sample."
         )
+    if result.get("composite"):
+        from tweet_signals.evaluation.composite import composite_verdict  # builds on this module
+
+        parts.append(composite_verdict(result["composite"]))
     parts.extend(f"Warning: {w}" for w in result.get("warnings", []))
     parts.append(
         "Correlation in one sample is evidence, not a tradable edge: costs, capacity and regime changes weaken it."

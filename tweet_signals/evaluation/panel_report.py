@@ -66,6 +66,24 @@ def _movement_html(movement: dict[str, Any] | None) -> str:
     )
 
 
+def _composite_html(composite: dict[str, Any] | None) -> str:
+    """The composite's weights (fitted in sample) and its IC on either side of the split."""
+    if not composite:
+        return ""
+    h = composite["horizon"]
+    fitted = composite["fitted_on"]
+    rows = [[html.escape(c), _num(w, "{:+.6f}"), _num(w * 10_000, "{:+.2f}")] for c, w in composite["weights"].items()]
+    return (
+        f"<h2>Composite of {html.escape(', '.join(composite['columns']))}</h2>"
+        f"<p>Ridge regression (alpha {composite['alpha']:g}) of the {h}-session forward return in excess of the "
+        f"session's mean on the columns z-scored across each session's symbols, fitted on {fitted['sessions']} "
+        f"in-sample sessions ({fitted['first']} … {fitted['last']}, {fitted['rows']:,} rows; forward returns reaching "
+        f"the split purged) and applied unchanged out of sample. Mean IC at h={h}: "
+        f"{_num(composite['in_sample_ic'])} in sample (fitted there), {_num(composite['out_of_sample_ic'])} out of "
+        "sample.</p>" + _table(["column", f"weight ({h}-session return per SD)", "in bps"], rows)
+    )
+
+
 def _num(value: Any, fmt: str = "{:+.3f}") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -498,6 +516,7 @@ trading the share shown. Turnover of the quantile portfolios (share of names new
 {_figure(charts, "quantile_returns.png", "mean forward return per quantile")}
 {_figure(charts, "top_minus_bottom.png", "cumulative top-minus-bottom quantile")}
 {_tear_sheet_html(sheet, charts, result["quantiles"])}
+{_composite_html(result.get("composite"))}
 {split_html}
 <h2>Per symbol (next session)</h2>
 {_table(_symbol_header(result.get("pool", 1)), sym_rows)}

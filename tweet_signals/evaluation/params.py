@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tweet_signals.evaluation.composite import COMBINABLE_COLUMNS, parse_combine
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.evaluation.panel import DEFAULT_COLUMN, MIN_SYMBOLS, PanelSettings, parse_horizons
 
 DEFAULT_HORIZONS = "1,5,10,20"
 # Options only one mode reads; the other mode refuses them when set to anything but their default
 # (a form or a dumped model carries every field at its default, which changes nothing).
-PANEL_ONLY = ("horizons", "quantiles", "benchmark", "symbol_column", "split", "min_symbols", "pool")
+PANEL_ONLY = ("horizons", "quantiles", "benchmark", "symbol_column", "split", "min_symbols", "pool", "combine")
 SINGLE_ONLY = ("symbol", "price_columns")
 
 
@@ -94,6 +95,12 @@ class EvaluationParams(BaseModel):
         description="UP,DOWN thresholds of the next-session move, e.g. 0.0055,-0.005: adds direction accuracy "
         "and MCC with the dead band dropped",
     )
+    combine: str | None = Field(
+        None,
+        description="Panel: COL1,COL2,...: judge a composite, a ridge combination of these columns (z-scored "
+        "across each session's symbols) fitted on the sessions before --split (needed) and judged from it; "
+        f"columns: {', '.join(COMBINABLE_COLUMNS)}",
+    )
 
     @field_validator("symbol")
     @classmethod
@@ -121,6 +128,12 @@ class EvaluationParams(BaseModel):
             except ValueError:
                 raise ValueError(f"--split {value!r}: give a date as YYYY-MM-DD") from None
         return value
+
+    @field_validator("combine")
+    @classmethod
+    def _combine(cls, value: str | None) -> str | None:
+        # One spelling per list ("a, b" is "a,b"); fewer than two columns or unknown ones are refused.
+        return ",".join(parse_combine(value)) if value is not None else None
 
     @field_validator("movement", mode="before")
     @classmethod
@@ -157,6 +170,11 @@ class EvaluationParams(BaseModel):
             raise ValueError(f"{flags} {'does' if len(wrong) == 1 else 'do'} not apply with {mode}; only with {other}")
         if self.pool > 1 and not self.input:
             raise ValueError("--pool needs --input: pooling is done on the posts")
+        if self.combine and self.split is None:
+            raise ValueError(
+                "--combine needs --split: the composite's weights are fitted on the sessions before it and "
+                "judged on the sessions from it"
+            )
         if not self.input and not self.data_root:
             raise ValueError("give --data-root (stored signals) or --input (a posts file)")
         return self
@@ -187,7 +205,13 @@ class EvaluationParams(BaseModel):
             split=self.split,
             pool=self.pool,
             movement=self.movement,
+            combine=self.combine_columns,
         )
+
+    @property
+    def combine_columns(self) -> tuple[str, ...]:
+        """The ``combine`` columns as a tuple (empty without a composite)."""
+        return tuple(self.combine.split(",")) if self.combine else ()
 
     def single_settings(self, target_dir: str, exchange: str | None = None) -> EvaluationSettings:
         """How one symbol is judged, its report under ``target_dir``; ``exchange`` is the calendar
