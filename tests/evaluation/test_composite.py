@@ -21,12 +21,13 @@ from tweet_signals.cli import app
 from tweet_signals.evaluation.composite import (
     COMPOSITE_COLUMN,
     CompositeFit,
+    evaluate_composite,
     parse_combine,
     standardised,
     with_composite,
 )
 from tweet_signals.evaluation.judge import evaluate_signal_panel
-from tweet_signals.evaluation.panel import PanelSettings, evaluate_panel, forward_returns, json_ready
+from tweet_signals.evaluation.panel import PanelSettings, forward_returns, json_ready
 from tweet_signals.evaluation.params import EvaluationParams
 
 COLUMNS = ("a", "b", "c")
@@ -87,7 +88,7 @@ def _fit(panel: dict[str, pl.DataFrame], signals: pl.DataFrame, settings: PanelS
 
 
 def _evaluate(panel: dict[str, pl.DataFrame], signals: pl.DataFrame, settings: PanelSettings) -> dict:
-    return evaluate_panel(signals, forward_returns(panel, settings.horizons, None), settings)
+    return evaluate_composite(signals, forward_returns(panel, settings.horizons, None), settings)
 
 
 def test_the_fit_recovers_a_planted_combination_and_beats_each_column_in_sample() -> None:

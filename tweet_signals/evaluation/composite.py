@@ -38,14 +38,18 @@ import numpy as np
 import polars as pl
 
 from tweet_signals.evaluation.panel import (
+    FAMILY_HISTORY_COLUMNS,
     HISTORY_COLUMNS,
     PanelSettings,
     engagement_warnings,
+    evaluate_panel,
+    panel_verdict,
     purged_in_sample,
     with_quiet_sessions,
 )
 from tweet_signals.evaluation.statistics import rolling_features
 from tweet_signals.stages.signals import SIGNALS_SCHEMA
+from tweet_signals.stages.signals import with_history as with_family_history
 
 COMPOSITE_COLUMN = "composite"  # the judged column's name
 RIDGE_ALPHA = 1.0  # fixed ridge penalty on the standardised columns (see the module's notes)
@@ -116,6 +120,8 @@ def with_history(signals: pl.DataFrame, returns: pl.DataFrame, columns: Sequence
     """``signals`` with the history columns (``score_z``, …) derived when some of ``columns`` need
     them (as ``panel_frame`` does for a single column); a column neither present nor derivable is a
     clear error listing the columns there are."""
+    if any(c in FAMILY_HISTORY_COLUMNS for c in columns):  # attention, surprise: over every price session
+        signals = with_family_history(with_quiet_sessions(signals, returns))
     if any(c not in signals.columns and c in HISTORY_COLUMNS for c in columns):
         signals = rolling_features(with_quiet_sessions(signals, returns), window)
     missing = [c for c in columns if c not in signals.columns]
@@ -251,6 +257,19 @@ def attach_composite(result: dict[str, Any], fit: CompositeFit) -> None:
 def bps(weight: float) -> str:
     """A weight (a return per standard deviation) in basis points, signed."""
     return f"{weight * 10_000:+.2f} bps"
+
+
+def evaluate_composite(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSettings) -> dict[str, Any]:
+    """``evaluate_panel`` of the composite of ``settings.combine`` fitted before ``settings.split``
+    (without ``combine``: of the judged column, unchanged); the verdict's claim of skill then rests
+    on the out-of-sample figures."""
+    signals, settings, fit = with_composite(signals, returns, settings)
+    result = evaluate_panel(signals, returns, settings)
+    if fit is not None:
+        attach_composite(result, fit)
+        result["composite"]["verdict"] = composite_verdict(result["composite"])
+        result["verdict"] = panel_verdict(result)
+    return result
 
 
 def composite_verdict(composite: dict[str, Any]) -> str:

@@ -12,13 +12,13 @@ from typing import Any
 
 import polars as pl
 
+from tweet_signals.evaluation.composite import evaluate_composite
 from tweet_signals.evaluation.history import with_empty_sessions
 from tweet_signals.evaluation.movement import movement_figures
 from tweet_signals.evaluation.panel import (
     DEFAULT_COLUMN,
     PanelSettings,
     engagement_warnings,
-    evaluate_panel,
     forward_returns,
     json_ready,
 )
@@ -125,7 +125,7 @@ def evaluate_signal_panel(
             f"{' …' if len(panel) > 10 else ''}; posts for {', '.join(sorted(wanted)[:10]) or 'none'}"
         )
     returns = forward_returns(present, settings.horizons, settings.benchmark)
-    result = evaluate_panel(signals, returns, settings)
+    result = evaluate_composite(signals, returns, settings)  # evaluate_panel, or of the composite
     result["tear_sheet"] = tear_sheet(result["_frame"], settings)  # the figures beyond IC and quantile means
     target = location(out_dir)
     out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))

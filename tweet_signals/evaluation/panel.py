@@ -611,12 +611,9 @@ def _attach(rows: list[dict[str, Any]], key: str, p_key: str, method: str, out_k
 
 
 def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSettings) -> dict[str, Any]:
-    """Every panel figure, the per-symbol table, the multiple-testing account and a verdict."""
-    # composite.py builds on this module, hence the import here rather than at the top.
-    from tweet_signals.evaluation.composite import attach_composite, with_composite
-
-    # With --combine the judged column is the composite fitted in sample; otherwise nothing changes.
-    signals, settings, composite = with_composite(signals, returns, settings)
+    """Every panel figure, the per-symbol table, the multiple-testing account and a verdict (a
+    composite of several columns is judged by ``composite.evaluate_composite``, which builds on
+    this)."""
     frame = panel_frame(signals, returns, settings)
     symbols = sorted(frame.filter(pl.col("signal").is_not_null())["symbol"].unique().to_list())
     n_sessions = int(frame.filter(pl.col("signal").is_not_null())["session"].n_unique())
@@ -677,8 +674,6 @@ def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: Panel
         )
     if settings.split is not None:
         result["split"] = split_figures(frame, symbols, settings)
-    if composite is not None:
-        attach_composite(result, composite)
     result["verdict"] = panel_verdict(result)
     result["_spreads"] = spreads
     result["_frame"] = frame
@@ -708,6 +703,15 @@ def panel_verdict(result: dict[str, Any]) -> str:
     )
     parts.append(f"Rank IC by horizon: {ic_text}.")
     significant = [r for r in usable if r.get("p_holm", 1.0) < 0.05]
+    if result.get("composite"):
+        # The composite's weights were fitted on the in-sample sessions: only the out-of-sample
+        # figures can show skill, so the claim rests on them (Holm over the horizons there).
+        claims = [r for r in result["split"]["out_of_sample"]["horizons"] if r["n_sessions"] >= 3]
+        for row, p_holm in zip(claims, holm([r["p_value"] for r in claims]), strict=True):
+            row["p_holm"] = p_holm
+        significant = [r for r in claims if r["p_holm"] < 0.05]
+        parts.append("The composite was fitted in sample: the figures above include those sessions.")
+        n_tests = len(claims)
     if significant:
         best = max(significant, key=lambda r: abs(r["ic_t"]))
         direction = (
@@ -717,7 +721,7 @@ def panel_verdict(result: dict[str, Any]) -> str:
         )
         parts.append(
             f"Evidence of cross-sectional skill at horizon {best['horizon']} after Holm's adjustment "
-            f"over the {n_tests} horizons ({direction})."
+            f"over the {n_tests} horizons{' out of sample' if result.get('composite') else ''} ({direction})."
         )
     else:
         parts.append(
@@ -745,9 +749,7 @@ def panel_verdict(result: dict[str, Any]) -> str:
             f"{outside:+.3f} against {inside:+.3f} in sample."
         )
     if result.get("composite"):
-        from tweet_signals.evaluation.composite import composite_verdict  # builds on this module
-
-        parts.append(composite_verdict(result["composite"]))
+        parts.append(result["composite"]["verdict"])
     parts.extend(f"Warning: {w}" for w in result.get("warnings", []))
     parts.append(
         "Correlation in one sample is evidence, not a tradable edge: costs, capacity and regime changes weaken it."
