@@ -65,7 +65,8 @@ def stored_storage(params: EvaluationParams) -> Storage:
 def evaluate_single(params: EvaluationParams) -> dict[str, Any]:
     """One symbol's signal against the closes in ``params.prices``."""
     assert params.prices is not None  # the model requires exactly one mode
-    sessions = read_single_prices(params.prices, params.price_columns)["session"]
+    # Read with the target's columns now, so a file without them is refused before posts are scored.
+    sessions = read_single_prices(params.prices, params.price_columns, params.target)["session"]
     exchange, inferred = exchange_of(params, sessions.to_list())
     symbol = params.symbol
     if params.input:
@@ -90,7 +91,9 @@ def evaluate_panel(params: EvaluationParams) -> dict[str, Any]:
     """Every symbol with posts and a price file in ``params.prices_dir``, judged at once."""
     assert params.prices_dir is not None  # the model requires exactly one mode
     settings = params.panel_settings()
-    panel = load_price_panel(Path(params.prices_dir))  # read once: symbols here, returns in the task
+    # Read once (symbols here, the target in the task), with the columns the target reads: a folder
+    # without them is refused before any post is scored.
+    panel = load_price_panel(Path(params.prices_dir), target=params.target)
     exchange, inferred = exchange_of(params, (d for prices in panel.values() for d in prices["session"].to_list()))
     symbols = [s for s in panel if s != settings.benchmark]
     signals = panel_signals(params, symbols, exchange)

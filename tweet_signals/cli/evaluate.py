@@ -32,8 +32,9 @@ def build_params(fields: dict[str, Any]) -> EvaluationParams:
 
 
 def evaluate(fields: dict[str, Any], own: dict[str, Any]) -> None:
-    """Judge a signal against next-session returns (no look-ahead) and write an HTML report:
-    one symbol with --prices, every symbol with a price file with --prices-dir."""
+    """Judge a signal against next-session returns (no look-ahead; or, with --target, against the
+    absolute return, the high-low range or abnormal volume) and write an HTML report: one symbol
+    with --prices, every symbol with a price file with --prices-dir."""
     params = build_params(fields)
     quiet_prefect(own["verbose"])
     from flows.evaluate import evaluate_flow

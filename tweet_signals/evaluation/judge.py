@@ -25,6 +25,7 @@ from tweet_signals.evaluation.panel import (
 from tweet_signals.evaluation.panel_report import write_panel_report
 from tweet_signals.evaluation.report import write_report
 from tweet_signals.evaluation.statistics import align_next_return, evaluate_signal, load_prices, rolling_features
+from tweet_signals.evaluation.targets import Target, check_movement, definition, extra_columns
 from tweet_signals.evaluation.tearsheet import tear_sheet
 from tweet_signals.sources.files import parse_column_map
 from tweet_signals.stages.signals import SignalThresholds, with_history
@@ -47,27 +48,39 @@ class EvaluationSettings:
     min_posts: int = SignalThresholds().min_posts  # sessions with fewer posts carry no signal
     # (up, down) thresholds of the next-session move: direction figures with the dead band dropped
     movement: tuple[float, float] | None = None
+    target: Target = "return"  # what the signal is judged against (``targets``)
+
+    def __post_init__(self) -> None:
+        check_movement(self.target, self.movement)
 
 
-def read_single_prices(prices_path: str, price_columns: str = "date=Date,close=Close") -> pl.DataFrame:
+def read_single_prices(
+    prices_path: str, price_columns: str = "date=Date,close=Close", target: str = "return"
+) -> pl.DataFrame:
     """(session, close) of one symbol's prices CSV; ``price_columns`` names its date and close
-    columns (``date=COLUMN,close=COLUMN``, either may be left out)."""
+    columns (``date=COLUMN,close=COLUMN``, either may be left out). Another ``target`` adds the
+    columns it reads, ``high``, ``low`` and ``volume`` in the same mapping (default ``High``,
+    ``Low``, ``Volume``); the range is measured against the mapped close, so map the close of
+    the same adjustment basis as the high and low (Yahoo's raw ``Close``, the default)."""
     mapping = {"date": "Date", "close": "Close", **parse_column_map(price_columns)}
-    return load_prices(Path(prices_path), mapping["date"], mapping["close"])
+    extra = extra_columns(target, {**mapping, "range_close": mapping["close"]})
+    return load_prices(Path(prices_path), mapping["date"], mapping["close"], extra, target)
 
 
 def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: EvaluationSettings) -> dict[str, Any]:
     """Judge ``signals`` of ``symbol`` against the closes in ``settings.prices_path`` (next-session
     returns, no look-ahead); write the HTML report and its data under ``settings.out_dir``; return
     the summary."""
-    prices = read_single_prices(settings.prices_path, settings.price_columns)
+    prices = read_single_prices(settings.prices_path, settings.price_columns, settings.target)
     history = rolling_features(with_history(with_empty_sessions(signals, symbol, settings.exchange)), settings.window)
     target = location(settings.out_dir)
     # Reports are written on a local disk; for an object-store target they are uploaded after.
     out = target if isinstance(target, Path) else Path(tempfile.mkdtemp(prefix="tweet-signals-report-"))
     out.mkdir(parents=True, exist_ok=True)
     history.write_parquet(out / "signal_history.parquet")
-    aligned = align_next_return(history, prices, settings.signal_column, settings.min_posts, keep_gaps=True)
+    aligned = align_next_return(
+        history, prices, settings.signal_column, settings.min_posts, keep_gaps=True, target=settings.target
+    )
     evaluation = evaluate_signal(
         aligned,
         settings.threshold,
@@ -75,6 +88,7 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
         settings.min_sessions,
         z_window=settings.window,
         signal_column=settings.signal_column,
+        target=settings.target,
     )
     context = {
         "symbol": symbol,
@@ -101,7 +115,7 @@ def evaluate_signal_history(signals: pl.DataFrame, symbol: str, settings: Evalua
     warnings = engagement_warnings(settings.signal_column)
     if warnings:
         summary["verdict"] += " " + " ".join(f"Warning: {w}" for w in warnings)
-    extra: dict[str, Any] = {"warnings": warnings}
+    extra: dict[str, Any] = {"warnings": warnings, "target_definition": definition(settings.target)}
     if settings.movement is not None:
         up, down = settings.movement
         calls = aligned.select(pl.lit(symbol).alias("symbol"), "session", "signal", "next_return")
@@ -124,7 +138,7 @@ def evaluate_signal_panel(
             f"no symbol has both posts and a price file: prices for {', '.join(sorted(panel)[:10])}"
             f"{' …' if len(panel) > 10 else ''}; posts for {', '.join(sorted(wanted)[:10]) or 'none'}"
         )
-    returns = forward_returns(present, settings.horizons, settings.benchmark)
+    returns = forward_returns(present, settings.horizons, settings.benchmark, settings.target)
     result = evaluate_composite(signals, returns, settings)  # evaluate_panel, or of the composite
     result["tear_sheet"] = tear_sheet(result["_frame"], settings)  # the figures beyond IC and quantile means
     target = location(out_dir)

@@ -18,7 +18,10 @@ Inference:
 
 Definitions (sessions are each symbol's own price sessions):
 - forward return over h: close_{t+h} / close_t − 1; with a benchmark every return (forward,
-  next-session and same-session) is in excess of the benchmark's over the same sessions;
+  next-session and same-session) is in excess of the benchmark's over the same sessions. Another
+  ``target`` (absolute return, range, abnormal volume: ``targets``) takes the return's place in
+  the same columns, so every figure below judges it; the strategy, hit rate, per-session rates
+  and costs are for returns only;
 - the signal of (symbol, t) is the chosen column when the session has at least ``min_posts``
   posts, else missing;
 - IC_t(h): Spearman correlation across the symbols with a signal and a forward return at t
@@ -55,6 +58,16 @@ from tweet_signals.evaluation.statistics import (
     long_flat_strategy,
     rolling_features,
 )
+from tweet_signals.evaluation.targets import (
+    Target,
+    check_movement,
+    definition,
+    extra_columns,
+    finished,
+    is_return,
+    label,
+    target_columns,
+)
 from tweet_signals.stages.signals import HISTORY_COLUMNS as SIGNAL_HISTORY_COLUMNS
 from tweet_signals.stages.signals import with_history
 
@@ -87,8 +100,10 @@ class PanelSettings:
     pool: int = 1  # sessions of posts behind each session's signal (1: its own session only)
     movement: tuple[float, float] | None = None  # (up, down) thresholds of the next-session move task
     combine: tuple[str, ...] = ()  # columns of a composite fitted before ``split`` (composite.py)
+    target: Target = "return"  # what the signal is judged against (``targets``)
 
     def __post_init__(self) -> None:
+        check_movement(self.target, self.movement)
         if self.quantiles < 2:
             raise ValueError(f"--quantiles {self.quantiles}: need at least 2 groups")
         if self.min_symbols < self.quantiles:
@@ -108,9 +123,13 @@ def parse_horizons(spec: str) -> tuple[int, ...]:
     return values
 
 
-def load_price_panel(directory: Path, close_column: str | None = None) -> dict[str, pl.DataFrame]:
+def load_price_panel(
+    directory: Path, close_column: str | None = None, target: str = "return"
+) -> dict[str, pl.DataFrame]:
     """One Yahoo-style CSV per symbol (``<SYMBOL>.csv`` with ``Date`` and ``Adj Close`` or ``Close``)
-    → symbol → (session, close). ``Adj Close`` is preferred: dividends and splits move ``Close``."""
+    → symbol → (session, close). ``Adj Close`` is preferred: dividends and splits move ``Close``.
+    Another ``target`` adds the columns it reads (``High``, ``Low`` and the raw ``Close`` for
+    ``range``, ``Volume`` for ``volume``); a file without them is an error naming it."""
     if not directory.is_dir():
         raise ValueError(f"--prices-dir {directory}: no such folder")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
@@ -120,7 +139,7 @@ def load_price_panel(directory: Path, close_column: str | None = None) -> dict[s
     for path in files:
         header = path.open(encoding="utf-8", errors="replace").readline()
         column = close_column or ("Adj Close" if "Adj Close" in header else "Close")
-        prices = load_prices(path, "Date", column)
+        prices = load_prices(path, "Date", column, extra_columns(target), target)
         if prices.height:
             panel[path.stem.upper()] = prices
     if not panel:
@@ -128,34 +147,33 @@ def load_price_panel(directory: Path, close_column: str | None = None) -> dict[s
     return panel
 
 
-def forward_returns(panel: dict[str, pl.DataFrame], horizons: Sequence[int], benchmark: str | None) -> pl.DataFrame:
+def forward_returns(
+    panel: dict[str, pl.DataFrame], horizons: Sequence[int], benchmark: str | None, target: str = "return"
+) -> pl.DataFrame:
     """(session, symbol, close, fwd_h for each h, same_day_return: close t−1 → t, next_return:
     close t → t+1) for every symbol; with a benchmark, every return is in excess of the
-    benchmark's over the same sessions."""
+    benchmark's over the same sessions. For another ``target`` the same columns hold its values
+    (``targets``: absolute return, range, abnormal volume), so every figure downstream judges it."""
     frames = []
     returns = [*(f"fwd_{h}" for h in horizons), "same_day_return", "next_return"]
     for symbol, prices in panel.items():
-        close = pl.col("close")
         frames.append(
-            prices.sort("session").with_columns(
-                pl.lit(symbol).alias("symbol"),
-                *[(close.shift(-h) / close - 1).alias(f"fwd_{h}") for h in horizons],
-                (close / close.shift(1) - 1).alias("same_day_return"),
-                (close.shift(-1) / close - 1).alias("next_return"),
-            )
+            prices.sort("session").with_columns(pl.lit(symbol).alias("symbol"), *target_columns(target, horizons))
         )
     out = pl.concat(frames)
     if benchmark is None:
-        return out
+        return out.with_columns(finished(target, returns))
     if benchmark not in panel:
         raise ValueError(f"--benchmark {benchmark}: no {benchmark}.csv in the prices folder")
     bench = out.filter(pl.col("symbol") == benchmark).select(
         "session", *[pl.col(c).alias(f"bench_{c}") for c in returns]
     )
     out = out.filter(pl.col("symbol") != benchmark).join(bench, on="session", how="left")
-    return out.with_columns(*[(pl.col(c) - pl.col(f"bench_{c}")).alias(c) for c in returns]).drop(
+    relative = out.with_columns(*[(pl.col(c) - pl.col(f"bench_{c}")).alias(c) for c in returns]).drop(
         [f"bench_{c}" for c in returns]
     )
+    # abs-return: the absolute value of the excess return, not the difference of absolute values.
+    return relative.with_columns(finished(target, returns))
 
 
 # Attention and surprise: computed from a symbol's previous sessions by the signals stage's formulas.
@@ -328,11 +346,12 @@ def per_session_rate(value: float, horizon: int) -> float:
 
 
 def quantile_figures(
-    frame: pl.DataFrame, horizon: int, quantiles: int, min_symbols: int, cost_bps: float = 0.0
+    frame: pl.DataFrame, horizon: int, quantiles: int, min_symbols: int, cost_bps: float = 0.0, target: str = "return"
 ) -> dict[str, Any]:
     """Mean forward return per quantile, the top-minus-bottom spread (an h-session return, and as
     a per-session rate, before and after costs) with its test, and the per-session spread series
-    (for the cumulative chart)."""
+    (for the cumulative chart). For another ``target`` the means and the spread are of its values;
+    a range or a volume does not compound or pay costs, so the rates and net figures are None."""
     fwd = f"fwd_{horizon}"
     q = with_quantiles(frame.filter(pl.col(fwd).is_not_null()), quantiles, min_symbols)
     per_session = q.group_by("session", "quantile").agg(pl.col(fwd).mean().alias("ret")).sort("session", "quantile")
@@ -350,17 +369,18 @@ def quantile_figures(
     rotation = turnover(frame, quantiles, min_symbols, lag=horizon)
     traded = 2 * (rotation.get(quantiles, float("nan")) + rotation.get(1, float("nan")))
     cost = traded * cost_bps / 10_000  # per rebalance, i.e. per h sessions
+    tradable = is_return(target)
     return {
         "horizon": horizon,
         "mean_return": {int(k): float(v) for k, v in means.iter_rows()},
         "spread_mean": test["mean"],
-        "spread_per_session": per_session_rate(test["mean"], horizon),
+        "spread_per_session": per_session_rate(test["mean"], horizon) if tradable else None,
         "spread_t": test["t"],
         "spread_p": test["p"],
-        "cost_bps": cost_bps,
+        "cost_bps": cost_bps if tradable else None,
         "traded_per_rebalance": traded,
-        "spread_net": test["mean"] - cost,
-        "spread_net_per_session": per_session_rate(test["mean"] - cost, horizon),
+        "spread_net": test["mean"] - cost if tradable else None,
+        "spread_net_per_session": per_session_rate(test["mean"] - cost, horizon) if tradable else None,
         "n_sessions": test["n"],
         "test_sessions": test["test_n"],
         "sessions_without_top_or_bottom": without_extremes,
@@ -381,10 +401,20 @@ def turnover(frame: pl.DataFrame, quantiles: int, min_symbols: int, lag: int = 1
     return dict(sorted(out.items()))
 
 
+# Per-symbol figures that call or trade a return's direction: None for other targets.
+TRADING_FIGURES = (
+    *("hit_rate", "hit_rate_base", "hit_rate_p_value", "always_long", "hit_rate_test", "strategy_return"),
+    *("buy_and_hold_return", "strategy_exposure", "strategy_sharpe", "buy_and_hold_sharpe"),
+    *("exposure_matched_return", "random_timing_p"),
+)
+
+
 def symbol_figures(frame: pl.DataFrame, symbol: str, settings: PanelSettings) -> dict[str, Any]:
     """The single-series figures of one symbol: next-session Spearman (block-bootstrap interval),
     hit rate (Pesaran–Timmermann test), long/flat on the centred signal against buy-and-hold at
-    equal exposure (Sharpe ratios; random timing with the same exposure)."""
+    equal exposure (Sharpe ratios; random timing with the same exposure). For a target other than
+    the return, the Spearman of the next session's target only: the hit rate and the strategy
+    call and trade a return's direction (None)."""
     rows = frame.filter(pl.col("symbol") == symbol).sort("session")
     with_signal = rows.filter(pl.col("signal").is_not_null())
     if with_signal.height:
@@ -408,6 +438,16 @@ def symbol_figures(frame: pl.DataFrame, symbol: str, settings: PanelSettings) ->
     x = usable["signal"].to_numpy().astype(float)
     y = usable["next_return"].to_numpy().astype(float)
     rho = correlation(x, y, "spearman", settings.seed, n_boot=500)  # block-bootstrap interval
+    figures = {
+        **base,
+        "enough_data": True,
+        "spearman": None if np.isnan(rho.value) else rho.value,  # NaN: a constant series
+        "spearman_ci_low": rho.ci_low,
+        "spearman_ci_high": rho.ci_high,
+        "p_value": rho.p_value,
+    }
+    if not is_return(settings.target):
+        return {**figures, **dict.fromkeys(TRADING_FIGURES)}
     hit = hit_rate_test(x, y)
     calendar = rows.filter(pl.col("next_return").is_not_null())
     strategy = long_flat_strategy(
@@ -419,12 +459,7 @@ def symbol_figures(frame: pl.DataFrame, symbol: str, settings: PanelSettings) ->
         seed=settings.seed,
     )
     return {
-        **base,
-        "enough_data": True,
-        "spearman": None if np.isnan(rho.value) else rho.value,  # NaN: a constant series
-        "spearman_ci_low": rho.ci_low,
-        "spearman_ci_high": rho.ci_high,
-        "p_value": rho.p_value,
+        **figures,
         "hit_rate": hit["hit_rate"],
         "hit_rate_base": hit["base"],
         "hit_rate_p_value": hit["p"],
@@ -563,26 +598,35 @@ def purged_in_sample(frame: pl.DataFrame, split: date, horizons: Sequence[int]) 
 def split_figures(frame: pl.DataFrame, symbols: Sequence[str], settings: PanelSettings) -> dict[str, Any]:
     """In-sample (before ``settings.split``, purged of forward returns that reach past it) and
     out-of-sample (from it) figures side by side; the strategy's threshold and z-score window are
-    fitted on the in-sample part only, and its z-scores run on from the in-sample history."""
+    fitted on the in-sample part only, and its z-scores run on from the in-sample history. For a
+    target other than the return there is no strategy to fit (its figures are None)."""
     assert settings.split is not None
     before = purged_in_sample(frame, settings.split, settings.horizons)
     after = frame.filter(pl.col("session") >= settings.split)
-    threshold, window, sharpe = fit_strategy(before, symbols, settings)
+    tradable = is_return(settings.target)
+    threshold, window, sharpe = fit_strategy(before, symbols, settings) if tradable else (None, None, None)
     parts = {}
     ranges: dict[str, tuple[date | None, date | None]] = {
         "in_sample": (None, settings.split),
         "out_of_sample": (settings.split, None),
     }
     for name, part in (("in_sample", before), ("out_of_sample", after)):
-        q1 = quantile_figures(part, settings.horizons[0], settings.quantiles, settings.min_symbols, settings.cost_bps)
+        q1 = quantile_figures(
+            part, settings.horizons[0], settings.quantiles, settings.min_symbols, settings.cost_bps, settings.target
+        )
         strategy_frame = before if name == "in_sample" else frame
+        strategy = (
+            _strategy_mean(strategy_frame, symbols, threshold, window, settings.cost_bps, ranges[name])
+            if threshold is not None and window is not None
+            else {"strategy_return_mean": None, "buy_and_hold_return_mean": None}
+        )
         parts[name] = {
             "sessions": int(part["session"].n_unique()),
             "horizons": _ic_rows(part, settings),
             "spread_mean": q1["spread_mean"],
             "spread_per_session": q1["spread_per_session"],
             "spread_t": q1["spread_t"],
-            **_strategy_mean(strategy_frame, symbols, threshold, window, settings.cost_bps, ranges[name]),
+            **strategy,
         }
         if settings.movement is not None:
             # In sample: the purged part (the last session's move ends out of sample). Out of sample:
@@ -619,7 +663,7 @@ def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: Panel
     n_sessions = int(frame.filter(pl.col("signal").is_not_null())["session"].n_unique())
     horizons = _ic_rows(frame, settings)
     quantile = [
-        quantile_figures(frame, h, settings.quantiles, settings.min_symbols, settings.cost_bps)
+        quantile_figures(frame, h, settings.quantiles, settings.min_symbols, settings.cost_bps, settings.target)
         for h in settings.horizons
     ]
     per_symbol = [symbol_figures(frame, s, settings) for s in symbols]
@@ -645,13 +689,16 @@ def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: Panel
         "n_symbols": len(symbols),
         "n_sessions": n_sessions,
         "signal_column": settings.signal_column,
+        "target": settings.target,
+        "target_definition": definition(settings.target, settings.benchmark),
         "benchmark": settings.benchmark,
         "returns": f"in excess of {settings.benchmark}" if settings.benchmark else "raw",
         "min_posts": settings.min_posts,
         "min_symbols": settings.min_symbols,
         "quantiles": settings.quantiles,
         "pool": settings.pool,
-        "cost_bps": settings.cost_bps,
+        # Costs are paid on returns; a range or a volume has none to pay them from.
+        "cost_bps": settings.cost_bps if is_return(settings.target) else None,
         "horizons": horizons,
         "quantile_returns": quantile,
         "turnover": turnover(frame, settings.quantiles, settings.min_symbols),
@@ -683,9 +730,14 @@ def evaluate_panel(signals: pl.DataFrame, returns: pl.DataFrame, settings: Panel
 def panel_verdict(result: dict[str, Any]) -> str:
     """Plain words: what the panel shows, counting every test made."""
     n_tests = result["tests"]["n"]
-    excess = f", returns in excess of {result['benchmark']}" if result["benchmark"] else ""
+    target = result.get("target", "return")
+    tradable = is_return(target)
+    excess = ""
+    if result["benchmark"]:
+        excess = f", returns in excess of {result['benchmark']}" if tradable else f", relative to {result['benchmark']}"
     head = (
-        f"Signal: {result['signal_column']}; {result['n_symbols']} symbol{'' if result['n_symbols'] == 1 else 's'}, "
+        f"Signal: {result['signal_column']}; target: {label(target)}; "
+        f"{result['n_symbols']} symbol{'' if result['n_symbols'] == 1 else 's'}, "
         f"{result['n_sessions']} sessions with a signal{excess}."
     )
     usable = [r for r in result["horizons"] if r["n_sessions"] >= 3]
@@ -714,10 +766,11 @@ def panel_verdict(result: dict[str, Any]) -> str:
         n_tests = len(claims)
     if significant:
         best = max(significant, key=lambda r: abs(r["ic_t"]))
+        forward = "forward return" if tradable else f"forward {label(target)}"
         direction = (
-            "higher signal, higher forward return"
+            f"higher signal, higher {forward}"
             if best["ic_mean"] > 0
-            else "higher signal, lower forward return (contrarian)"
+            else f"higher signal, lower {forward}" + (" (contrarian)" if tradable else "")
         )
         parts.append(
             f"Evidence of cross-sectional skill at horizon {best['horizon']} after Holm's adjustment "
@@ -728,7 +781,13 @@ def panel_verdict(result: dict[str, Any]) -> str:
             f"No horizon survives Holm's adjustment over the {n_tests} horizons: no evidence of cross-sectional skill."
         )
     q = result["quantile_returns"][0]
-    if q["n_sessions"]:
+    if q["n_sessions"] and not tradable:
+        parts.append(
+            f"Top minus bottom quantile at h={q['horizon']}: {format_value(q['spread_mean'], target)} of "
+            f"{label(target)} (t {q['spread_t']:+.2f}); no per-session rate, costs or long/flat strategy: they "
+            "apply to returns only."
+        )
+    elif q["n_sessions"]:
         span = "a session" if q["horizon"] == 1 else f"over {q['horizon']} sessions"
         parts.append(
             f"Top minus bottom quantile at h={q['horizon']}: {q['spread_mean']:+.2%} {span} "
@@ -755,6 +814,14 @@ def panel_verdict(result: dict[str, Any]) -> str:
         "Correlation in one sample is evidence, not a tradable edge: costs, capacity and regime changes weaken it."
     )
     return " ".join(parts)
+
+
+def format_value(value: float | None, target: str) -> str:
+    """A target's value or difference in its own units: a percentage for returns and ranges
+    (fractions of a price), log points for volume."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:+.3f} log points" if target == "volume" else f"{value:+.2%}"
 
 
 def json_ready(value: Any) -> Any:

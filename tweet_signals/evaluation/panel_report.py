@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from tweet_signals.evaluation.report import _png
+from tweet_signals.evaluation.targets import is_return, label
 from tweet_signals.storage import write_bytes_atomic
 
 IC_HEADER = [
@@ -92,6 +93,24 @@ def _num(value: Any, fmt: str = "{:+.3f}") -> str:
 
 def _pct(value: Any) -> str:
     return _num(value, "{:+.2%}")
+
+
+def _value(value: Any, target: str) -> str:
+    """A quantile mean or spread in the target's units (log points for volume, else percent)."""
+    return _num(value, "{:+.3f}") if target == "volume" else _pct(value)
+
+
+def _target(result: dict[str, Any]) -> str:
+    return str(result.get("target") or "return")
+
+
+def _title(result: dict[str, Any]) -> str:
+    """The question the report answers, naming the target."""
+    n, target = result["n_symbols"], _target(result)
+    if is_return(target):
+        return f"Does the signal rank {n} symbols by their future returns?"
+    when = "next-session" if result["horizons"] and result["horizons"][0]["horizon"] == 1 else "future"
+    return f"Does the signal rank {n} symbols by their {when} {label(target)}?"
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -270,27 +289,32 @@ def _charts(result: dict[str, Any]) -> dict[str, bytes]:
 
         fig, ax = plt.subplots(figsize=(8, 3.2))
         quantiles = result["quantiles"]
+        target = _target(result)
+        measured = "return" if is_return(target) else label(target)
+        # Returns and ranges are fractions of a price (shown in bps); volume is in log points.
+        scale, unit = (1.0, "log points") if target == "volume" else (1e4, "bps")
         width = 0.8 / max(1, len(result["quantile_returns"]))
         for i, q in enumerate(result["quantile_returns"]):
             xs = [k + i * width for k in range(1, quantiles + 1)]
             ax.bar(
                 xs,
-                [q["mean_return"].get(k, float("nan")) * 1e4 for k in range(1, quantiles + 1)],
+                [q["mean_return"].get(k, float("nan")) * scale for k in range(1, quantiles + 1)],
                 width,
                 label=f"h={q['horizon']}",
             )
         ax.set_xticks([k + width * (len(result["quantile_returns"]) - 1) / 2 for k in range(1, quantiles + 1)])
         ax.set_xticklabels([f"Q{k}" for k in range(1, quantiles + 1)])
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_ylabel("mean forward return (bps)")
-        ax.set_title("mean forward return by signal quantile (Q1 lowest signal)")
+        ax.set_ylabel(f"mean forward {measured} ({unit})")
+        ax.set_title(f"mean forward {measured} by signal quantile (Q1 lowest signal)")
         ax.legend(fontsize=8)
         charts["quantile_returns.png"] = _png(fig)
 
     spreads = result.get("_spreads", {})
     first = result["horizons"][0]["horizon"] if result["horizons"] else None
     spread = spreads.get(first)
-    if spread is not None and spread.height:
+    # Growth of 1 compounds returns; a spread of ranges or volumes compounds into nothing meaningful.
+    if spread is not None and spread.height and is_return(_target(result)):
         fig, ax = plt.subplots(figsize=(8, 3.2))
         step = spread["spread"].to_numpy() / first  # an h-session spread, spread evenly over its sessions
         ax.plot(spread["session"].to_list(), (1 + step).cumprod(), color="tab:purple")
@@ -342,8 +366,10 @@ def _figure(charts: dict[str, bytes], name: str, caption: str) -> str:
     return f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def _tear_sheet_html(sheet: dict[str, Any], charts: dict[str, bytes], quantiles: int) -> str:
-    """The tear sheet's sections: IC through time, IC decay, quantile portfolios, coverage."""
+def _tear_sheet_html(sheet: dict[str, Any], charts: dict[str, bytes], quantiles: int, target: str = "return") -> str:
+    """The tear sheet's sections: IC through time, IC decay, quantile portfolios, coverage. For a
+    target other than the return, the quantiles' next-session means of it, without the growth
+    of 1 and the spread book (they compound and trade returns)."""
     if not sheet:
         return ""
     decay = sheet.get("ic_decay", [])
@@ -371,9 +397,20 @@ def _tear_sheet_html(sheet: dict[str, Any], charts: dict[str, bytes], quantiles:
     ]
     means = sheet.get("quantile_next_return", {})
     mean_rows = [
-        ["mean a session"] + [_pct(means.get("mean", {}).get(k)) for k in range(1, quantiles + 1)],
+        ["mean a session"] + [_value(means.get("mean", {}).get(k), target) for k in range(1, quantiles + 1)],
         ["growth of 1"] + [_num(means.get("final_growth", {}).get(k), "{:.3f}") for k in range(1, quantiles + 1)],
     ]
+    if is_return(target):
+        book_html = (
+            "<p>Top-minus-bottom book held one session at a time, before costs (annualised over 252 sessions):</p>"
+            + _table(["Sharpe", "annual return", "max drawdown", "sessions"], book_rows)
+        )
+    else:
+        mean_rows = mean_rows[:1]
+        book_html = (
+            f"<p>Means of the next session's {html.escape(label(target))}. No growth of 1 and no top-minus-bottom "
+            "book: they compound and trade returns.</p>"
+        )
     cover = sheet.get("coverage", {})
     cover_rows = [
         [
@@ -386,24 +423,61 @@ def _tear_sheet_html(sheet: dict[str, Any], charts: dict[str, bytes], quantiles:
     horizon = sheet.get("ic_horizon", 1)
     heatmap_caption = "mean rank IC per calendar month (year rows, month columns)"
     decay_caption = "mean rank IC by delay with plain-t 95% intervals (one-session returns do not overlap)"
+    decayed = (
+        "one-session return d sessions later" if is_return(target) else f"{html.escape(label(target))} of session t+d+1"
+    )
     return f"""<h2>Rank IC through time (h={horizon})</h2>
 {_figure(charts, "ic_series.png", "per-session rank IC and its rolling mean")}
 {_figure(charts, "monthly_ic.png", heatmap_caption)}
 {"" if sheet.get("monthly_ic") else "<p>No session has a cross-section at this horizon: –</p>"}
-<h2>IC decay (signal at t, one-session return d sessions later)</h2>
+<h2>IC decay (signal at t, {decayed})</h2>
 {_table(["delay d", *(str(r["delay"]) for r in decay)], decay_rows) if decay else "<p>–</p>"}
 {_figure(charts, "ic_decay.png", decay_caption)}
 <h2>Quantile portfolios (next session)</h2>
 {_table(["", *(f"Q{k}" for k in range(1, quantiles + 1))], mean_rows)}
 {_figure(charts, "quantile_cumulative.png", "growth of 1 per quantile")}
-<p>Top-minus-bottom book held one session at a time, before costs (annualised over 252 sessions):</p>
-{_table(["Sharpe", "annual return", "max drawdown", "sessions"], book_rows)}
+{book_html}
 <p>Turnover (share of a quantile's names not in it h sessions before) and factor rank autocorrelation
 (Spearman correlation of the ranking with the one h sessions before; 1: the ranking does not change):</p>
 {_table(["lag h", *(f"Q{k} turnover" for k in range(1, quantiles + 1)), "rank autocorrelation"], churn_rows)}
 <h2>Coverage</h2>
 {_table(["sessions", "median symbols", "fewest symbols", "median posts"], cover_rows)}
 {_figure(charts, "coverage.png", "symbols with a signal and posts per session")}"""
+
+
+def _quantile_heading(result: dict[str, Any]) -> str:
+    """The quantile table's heading: returns (and their basis), or the target's values."""
+    target = _target(result)
+    if is_return(target):
+        return f"<h2>Quantile returns ({html.escape(result['returns'])})</h2>"
+    excess = f", relative to {result['benchmark']}" if result.get("benchmark") else ""
+    return f"<h2>Quantile means of the forward {html.escape(label(target))}{html.escape(excess)}</h2>"
+
+
+def _quantile_note(result: dict[str, Any], turnover: str) -> str:
+    """What the quantile table's figures are; rates and costs exist for returns only."""
+    rotation = f"Turnover of the quantile portfolios (share of names new each session): {turnover or '–'}."
+    target = _target(result)
+    if is_return(target):
+        return (
+            "<p>Quantile means are h-session returns. Per session: the constant rate that compounds to the "
+            f"h-session spread; net: after {result.get('cost_bps', 0):g} bps on every unit traded, a top-minus-bottom "
+            f"book rebalanced every h sessions trading the share shown. {rotation}</p>"
+        )
+    units = "log points" if target == "volume" else "fractions of the price, shown in percent"
+    return (
+        f"<p>Quantile means are of the target over h sessions ({html.escape(result.get('target_definition', ''))}; "
+        f"{units}). Per-session rates and costs apply to returns only: the {html.escape(label(target))} is not a "
+        f"position's return, it does not compound and pays no costs, so those columns are empty. {rotation}</p>"
+    )
+
+
+def _compared(result: dict[str, Any]) -> str:
+    """What the signal of session t is compared with, in words."""
+    target = _target(result)
+    if is_return(target):
+        return "returns from close t onwards"
+    return f"the {label(target)} of the sessions after t ({result.get('target_definition', '')})"
 
 
 def write_panel_report(directory: Path, result: dict[str, Any], context: dict[str, Any]) -> Path:
@@ -427,11 +501,13 @@ def write_panel_report(directory: Path, result: dict[str, Any], context: dict[st
         ]
         for r in result["horizons"]
     ]
+    target = _target(result)
+    tradable = is_return(target)
     q_rows = [
         [str(q["horizon"])]
-        + [_pct(q["mean_return"].get(k)) for k in range(1, result["quantiles"] + 1)]
+        + [_value(q["mean_return"].get(k), target) for k in range(1, result["quantiles"] + 1)]
         + [
-            _pct(q["spread_mean"]),
+            _value(q["spread_mean"], target),
             _num(q["spread_t"], "{:+.2f}"),
             _num(q.get("spread_p_holm"), "{:.3f}"),
             _pct(q.get("spread_per_session")),
@@ -471,28 +547,42 @@ def write_panel_report(directory: Path, result: dict[str, Any], context: dict[st
                     f"{_num(b['ic_mean'])} (t {_num(b['ic_t'], '{:+.2f}')})",
                 ]
             )
-        for key, label in (
-            ("spread_mean", "top minus bottom, first horizon"),
+        key = "spread_mean"
+        rows.append(
+            [
+                "top minus bottom, first horizon",
+                _value(split["in_sample"][key], target),
+                _value(split["out_of_sample"][key], target),
+            ]
+        )
+        for key, caption in (
             ("strategy_return_mean", "long/flat, mean over symbols"),
             ("buy_and_hold_return_mean", "buy and hold, mean over symbols"),
         ):
-            rows.append([label, _pct(split["in_sample"][key]), _pct(split["out_of_sample"][key])])
+            if tradable:  # no strategy is fitted on a target that is not a return
+                rows.append([caption, _pct(split["in_sample"][key]), _pct(split["out_of_sample"][key])])
         if "movement" in split["in_sample"]:
-            for rule, label in (("sign", "sign of the signal"), ("trailing", "above its trailing mean")):
+            for rule, caption in (("sign", "sign of the signal"), ("trailing", "above its trailing mean")):
                 inside, outside = (split[part]["movement"][rule] for part in ("in_sample", "out_of_sample"))
                 rows.append(
                     [
-                        f"next-session direction, {label}: accuracy (MCC, calls)",
+                        f"next-session direction, {caption}: accuracy (MCC, calls)",
                         f"{_num(inside['accuracy'], '{:.1%}')} ({_num(inside['mcc'])}, {inside['n']})",
                         f"{_num(outside['accuracy'], '{:.1%}')} ({_num(outside['mcc'])}, {outside['n']})",
                     ]
                 )
         rows.append(["sessions", str(split["in_sample"]["sessions"]), str(split["out_of_sample"]["sessions"])])
-        split_html = (
-            f"<h2>In sample vs out of sample (split at {split['split']})</h2>"
+        fitted = (
             f"<p>The long/flat rule's threshold ({split['fitted_threshold']:+g}) and z-score window "
             f"({split['fitted_window']} sessions) were chosen on the in-sample part only "
-            "(best mean Sharpe across symbols).</p>" + _table(["figure", "in sample", "out of sample"], rows)
+            "(best mean Sharpe across symbols).</p>"
+            if split.get("fitted_threshold") is not None
+            else "<p>No long/flat rule is fitted: it trades returns, and the target is not one.</p>"
+        )
+        split_html = (
+            f"<h2>In sample vs out of sample (split at {split['split']})</h2>"
+            + fitted
+            + _table(["figure", "in sample", "out of sample"], rows)
         )
     facts = [[html.escape(str(k)), html.escape(str(v))] for k, v in context.items()]
     turnover = ", ".join(f"Q{k} {v:.0%}" for k, v in result["turnover"].items() if not math.isnan(v))
@@ -502,20 +592,18 @@ def write_panel_report(directory: Path, result: dict[str, Any], context: dict[st
 table{{border-collapse:collapse;margin:0.5em 0}}th,td{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
 th{{background:#f4f4f4}}td:first-child{{text-align:left}}
 .verdict{{background:#f4f4f4;padding:1em;border-left:4px solid #555}}img{{max-width:100%}}</style></head>
-<body><h1>Does the signal rank {result["n_symbols"]} symbols by their future returns?</h1>
+<body><h1>{html.escape(_title(result))}</h1>
 <p class="verdict">{html.escape(result["verdict"])}</p>
 {_movement_html(result.get("movement"))}
 <h2>Cross-section: rank IC by horizon</h2>
 {_table(IC_HEADER, ic_rows)}
 {_figure(charts, "ic_by_horizon.png", "mean cross-sectional rank IC; intervals from every h-th session")}
-<h2>Quantile returns ({result["returns"]})</h2>
+{_quantile_heading(result)}
 {_table(["horizon"] + [f"Q{k}" for k in range(1, result["quantiles"] + 1)] + SPREAD_HEADER, q_rows)}
-<p>Quantile means are h-session returns. Per session: the constant rate that compounds to the h-session spread;
-net: after {result.get("cost_bps", 0):g} bps on every unit traded, a top-minus-bottom book rebalanced every h sessions
-trading the share shown. Turnover of the quantile portfolios (share of names new each session): {turnover or "–"}.</p>
-{_figure(charts, "quantile_returns.png", "mean forward return per quantile")}
+{_quantile_note(result, turnover)}
+{_figure(charts, "quantile_returns.png", f"mean forward {'return' if tradable else label(target)} per quantile")}
 {_figure(charts, "top_minus_bottom.png", "cumulative top-minus-bottom quantile")}
-{_tear_sheet_html(sheet, charts, result["quantiles"])}
+{_tear_sheet_html(sheet, charts, result["quantiles"], target)}
 {_composite_html(result.get("composite"))}
 {split_html}
 <h2>Per symbol (next session)</h2>
@@ -525,7 +613,7 @@ trading the share shown. Turnover of the quantile portfolios (share of names new
 <h2>Inputs</h2>{_table(["", ""], facts)}
 <h2>How to read this</h2>
 <p>The signal of session t uses only posts that count for t (after the close they roll to t+1) and is compared
-with returns from close t onwards; nothing later enters it. Forward returns over h sessions overlap, so the test
+with {html.escape(_compared(result))}; nothing later enters it. Forward values over h sessions overlap, so the test
 at h &gt; 1 uses every h-th session only (a t-test on non-overlapping returns); the mean is over every session.
 Per-symbol intervals come from a stationary block bootstrap. Families of tests:
 {html.escape(result["tests"]["family"])}; Holm's adjustment over the {result["tests"]["n"]} horizons keeps the

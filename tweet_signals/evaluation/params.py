@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tweet_signals.evaluation.composite import COMBINABLE_COLUMNS, parse_combine
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.evaluation.panel import DEFAULT_COLUMN, MIN_SYMBOLS, PanelSettings, parse_horizons
+from tweet_signals.evaluation.targets import Target, check_movement
 
 DEFAULT_HORIZONS = "1,5,10,20"
 # Options only one mode reads; the other mode refuses them when set to anything but their default
@@ -37,7 +38,9 @@ class EvaluationParams(BaseModel):
 
     prices: str | None = Field(None, description="Daily closes CSV of --symbol (one series)")
     prices_dir: str | None = Field(
-        None, description="Panel mode: a folder of <SYMBOL>.csv (Date, Adj Close or Close); every symbol with posts"
+        None,
+        description="Panel mode: a folder of <SYMBOL>.csv (Date, Adj Close or Close; High, Low, Volume for "
+        "--target range or volume); every symbol with posts",
     )
     symbol: str = Field("NIFTY", description="Symbol to judge (ALL: every post)")
     data_root: str | None = Field("data", description="Root folder of all outputs")
@@ -47,7 +50,11 @@ class EvaluationParams(BaseModel):
     exchange: str | None = Field(
         None, description="Exchange calendar (NSE, BSE, NYSE or an ISO MIC); default: inferred from the price dates"
     )
-    price_columns: str = Field("date=Date,close=Close", description="date=COLUMN,close=COLUMN")
+    price_columns: str = Field(
+        "date=Date,close=Close",
+        description="date=COLUMN,close=COLUMN (and high=, low=, volume= for --target range or volume; "
+        "default High, Low, Volume)",
+    )
     out: str | None = Field(None, description="Report folder (default DATA_ROOT/reports/SYMBOL, or .../panel)")
     threshold: float = Field(
         0.0, description="Long when the signal's z-score against its previous --window sessions is above this"
@@ -89,6 +96,11 @@ class EvaluationParams(BaseModel):
         le=250,
         description="Panel: sessions of posts behind each session's signal: the trailing N sessions ending at "
         "that session's close (needs --input)",
+    )
+    target: Target = Field(
+        "return",
+        description="What the signal must predict: return (close to close), abs-return (its absolute value), "
+        "range ((high - low) / close), volume (log volume against its trailing 20-session mean)",
     )
     movement: tuple[float, float] | None = Field(
         None,
@@ -177,6 +189,7 @@ class EvaluationParams(BaseModel):
             )
         if not self.input and not self.data_root:
             raise ValueError("give --data-root (stored signals) or --input (a posts file)")
+        check_movement(self.target, self.movement)
         return self
 
     def _set(self, names: tuple[str, ...]) -> list[str]:
@@ -206,6 +219,7 @@ class EvaluationParams(BaseModel):
             pool=self.pool,
             movement=self.movement,
             combine=self.combine_columns,
+            target=self.target,
         )
 
     @property
@@ -231,4 +245,5 @@ class EvaluationParams(BaseModel):
             signal_column=self.signal_column,
             min_posts=self.min_posts,
             movement=self.movement,
+            target=self.target,
         )

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from tweet_signals.evaluation.statistics import Evaluation
+from tweet_signals.evaluation.targets import definition, is_return, label
 from tweet_signals.storage import write_bytes_atomic
 
 
@@ -59,7 +60,9 @@ def _charts(aligned: pl.DataFrame, evaluation: Evaluation, symbol: str) -> dict[
         ax.bar(lags, values, yerr=errors, color=colors, capsize=3)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(lags)
-        ax.set_xlabel("lag k: corr(signal_t, return_{t+k}); k = 1 is the prediction, k ≤ 0 returns came first")
+        # For another target, session t+k's value of it (its "same-session" value) stands for the return.
+        moved = "return" if is_return(evaluation.target) else label(evaluation.target)
+        ax.set_xlabel(f"lag k: corr(signal_t, {moved}_{{t+k}}); k = 1 is the prediction, k ≤ 0 the {moved} came first")
         ax.set_ylabel("Spearman ρ (95% CI)")
         charts["lead_lag.png"] = _png(fig)
 
@@ -86,6 +89,18 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _same_session(target: str) -> str:
+    """What the Granger test explains: session t's own value of the target."""
+    return "return" if is_return(target) else label(target)
+
+
+def _compared(target: str) -> str:
+    """What the signal of session t is compared with, in words."""
+    if is_return(target):
+        return "the return from close t to close t+1"
+    return f"the {label(target)} of session t+1 ({definition(target)}, h = 1)"
+
+
 def write_report(
     directory: Path, symbol: str, aligned: pl.DataFrame, evaluation: Evaluation, context: dict[str, Any]
 ) -> Path:
@@ -96,6 +111,7 @@ def write_report(
         (directory / name).write_bytes(data)
     rows: list[tuple[str, Any]] = [
         ("signal tested", evaluation.signal_column),
+        ("target (what the signal must predict, h = 1)", f"{evaluation.target}: {definition(evaluation.target)}"),
         ("sessions with a signal (n)", evaluation.n),
         ("sessions in the window (price calendar)", evaluation.calendar_sessions),
     ]
@@ -121,7 +137,8 @@ def write_report(
         )
     rows.append(
         (
-            f"Granger p (signal lags 1–3 → same-session return, joint F-test, {evaluation.granger_n} complete rows)",
+            f"Granger p (signal lags 1–3 → same-session {_same_session(evaluation.target)}, joint F-test, "
+            f"{evaluation.granger_n} complete rows)",
             evaluation.granger_p_value,
         )
     )
@@ -152,6 +169,14 @@ def write_report(
             ("strategy max drawdown (fraction lost from a peak)", f"{st['max_drawdown']:.1%}"),
             ("strategy trades", st["trades"]),
         ]
+    if not is_return(evaluation.target) and evaluation.enough_data:
+        rows.append(
+            (
+                "hit rate, long/flat strategy",
+                f"not computed: they call and trade a return's direction, and the target is the "
+                f"{label(evaluation.target)}",
+            )
+        )
     for key, value in context.items():
         rows.append((key, value))
     table = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)
@@ -165,13 +190,13 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 .verdict{{background:#f4f4f4;padding:1em;border-left:4px solid #555}}img{{max-width:100%}}</style></head>
-<body><h1>Does the {html.escape(symbol)} signal predict the next session?</h1>
+<body><h1>Does the {html.escape(symbol)} signal predict the next session's {html.escape(label(evaluation.target))}?</h1>
 <p class="verdict">{html.escape(evaluation.verdict)}</p>
 <h2>Numbers</h2><table>{table}</table>
 <h2>Charts</h2>{images or "<p>No chart: not enough aligned sessions.</p>"}
 <h2>What this shows and what it does not</h2>
 <p>The signal of session t uses only posts that count for t (posts after the close roll to t+1) and is
-compared with the return from close t to close t+1; nothing later enters it. Confidence intervals come from
+compared with {html.escape(_compared(evaluation.target))}; nothing later enters it. Confidence intervals come from
 a stationary block bootstrap (2,000 resamples, 500 per lag; blocks of about n^(1/3) sessions, so autocorrelation
 widens them), and the lead-lag claim is Holm-adjusted over its lags. The hit rate is tested against the rate of
 calls independent of the moves (Pesaran–Timmermann), so an always-bullish signal in a rising market scores no

@@ -26,6 +26,7 @@ Formulas (per symbol, sessions in order, sessions without posts kept as rows wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from tweet_signals.evaluation.targets import finished, is_return, label, missing_columns_message, target_columns
+
 MIN_SESSIONS = 20
 LAGS = range(-5, 6)
 GRANGER_LAGS = 3
@@ -41,18 +44,33 @@ GRANGER_MIN_ROWS = 30  # complete rows needed before the F-test's p-value means 
 PERIODS_PER_YEAR = 252
 
 
-def load_prices(path: Path, date_column: str = "Date", close_column: str = "Close") -> pl.DataFrame:
-    """Daily closes as (session, close), sorted, one row per date, non-positive closes dropped."""
+def load_prices(
+    path: Path,
+    date_column: str = "Date",
+    close_column: str = "Close",
+    extra: Mapping[str, str] | None = None,
+    target: str = "return",
+) -> pl.DataFrame:
+    """Daily closes as (session, close), sorted, one row per date, non-positive closes dropped.
+
+    ``extra`` (frame name → CSV column, e.g. ``{"volume": "Volume"}``) adds the columns ``target``
+    reads, as numbers; a row missing one of them is kept (its target is missing, the calendar
+    stays whole). A missing extra column is an error naming it and the target."""
     frame = pl.read_csv(path, infer_schema_length=0)
     missing = {date_column, close_column} - set(frame.columns)
     if missing:
         raise ValueError(f"{path} has no column(s) {sorted(missing)}; it has {frame.columns} (see --price-columns)")
+    extra = dict(extra or {})
+    absent = list(dict.fromkeys(c for c in extra.values() if c not in frame.columns))
+    if absent:
+        raise ValueError(missing_columns_message(target, absent, path, frame.columns))
     return (
         frame.select(
             pl.col(date_column).str.slice(0, 10).str.to_date(strict=False).alias("session"),
             pl.col(close_column).cast(pl.Float64, strict=False).alias("close"),
+            *[pl.col(column).cast(pl.Float64, strict=False).alias(name) for name, column in extra.items()],
         )
-        .drop_nulls()
+        .drop_nulls(["session", "close"])
         .filter(pl.col("close") > 0)
         .unique("session", keep="first")
         .sort("session")
@@ -94,8 +112,11 @@ def align_next_return(
     column: str = "mean_score",
     min_posts: int = 0,
     keep_gaps: bool = False,
+    target: str = "return",
 ) -> pl.DataFrame:
-    """Pair the signal of session t with the return from close t to the next close.
+    """Pair the signal of session t with the return from close t to the next close (or with
+    the next session's value of another ``target``: ``targets``; ``prices`` then carries the
+    columns that target reads).
 
     ``signal``: one symbol's rows with ``session`` and ``column`` (and ``n_posts`` when
     ``min_posts`` > 0: sessions with fewer posts carry no signal). Nothing after close t enters
@@ -105,9 +126,11 @@ def align_next_return(
     """
     if column not in signal.columns:
         raise ValueError(f"no column {column!r} in the signals; they have {sorted(signal.columns)}")
-    returns = prices.sort("session").with_columns(
-        (pl.col("close").shift(-1) / pl.col("close") - 1).alias("next_return"),
-        (pl.col("close") / pl.col("close").shift(1) - 1).alias("same_day_return"),
+    # One symbol, no benchmark: the target's own columns (no horizons beyond the next session).
+    returns = (
+        prices.sort("session")
+        .with_columns(target_columns(target, ()))
+        .with_columns(finished(target, ["same_day_return", "next_return"]))
     )
     value = pl.col(column).cast(pl.Float64)
     if min_posts > 0:
@@ -151,6 +174,8 @@ class Evaluation:
     granger_p_value: float | None = None  # signal lags 1…3 → same-session return, joint F-test
     granger_n: int = 0  # calendar rows with the return and all its lags and the signal's present
     strategy: dict[str, float] = field(default_factory=dict)
+    # What the signal is judged against (``targets``): the next session's return by default.
+    target: str = "return"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -440,6 +465,12 @@ def granger_test(
     return {"p": float(np.squeeze(test.pvalue)), "f": float(np.squeeze(test.fvalue)), "n": rows, "lags": lags}
 
 
+# The hit-rate figures of a target without a direction (a range, a volume): none.
+NO_HIT_RATE: dict[str, Any] = dict.fromkeys(
+    ("hit_rate", "hits", "directional_n", "base", "always_long", "p", "pt_statistic")
+)
+
+
 def evaluate_signal(
     aligned: pl.DataFrame,
     threshold: float = 0.0,
@@ -448,32 +479,42 @@ def evaluate_signal(
     seed: int = 7,
     z_window: int = 20,
     signal_column: str = "mean_score",
+    target: str = "return",
 ) -> Evaluation:
     """All metrics on ``align_next_return`` output (best with ``keep_gaps``, so that lags, the
     Granger test and the strategy follow the calendar); a plain verdict, "not enough data" when
-    short."""
+    short.
+
+    For a ``target`` other than the return, ``next_return`` and ``same_day_return`` hold that
+    target's values: correlations, lead-lag and Granger are computed on them as they are, while
+    the hit rate and the long/flat strategy are left out (None, empty): they call and trade a
+    return's direction, and a range or a volume has none."""
     with_signal = aligned.drop_nulls("signal")
     n = with_signal.height
     if n < min_sessions:
         return Evaluation(
             n,
-            f"Not enough data: {n} session(s) with a signal ({signal_column}) and a next-day return; "
+            f"Not enough data: {n} session(s) with a signal ({signal_column}) and a next-day {label(target)}; "
             f"at least {min_sessions} are needed before any metric means anything.",
             False,
             signal_column=signal_column,
             calendar_sessions=aligned.height,
+            target=target,
         )
     x = with_signal["signal"].to_numpy().astype(float)
     y = with_signal["next_return"].to_numpy().astype(float)
     pearson = correlation(x, y, "pearson", seed)
     spearman = correlation(x, y, "spearman", seed)
-    hit = hit_rate_test(x, y)
+    tradable = is_return(target)
+    hit = hit_rate_test(x, y) if tradable else NO_HIT_RATE
     calendar_signal = aligned["signal"].fill_null(np.nan).to_numpy().astype(float)
     same_day = aligned["same_day_return"].fill_null(np.nan).to_numpy().astype(float)
     lags = lead_lag(calendar_signal, same_day, seed)
     granger = granger_test(calendar_signal, same_day) if n >= GRANGER_MIN_ROWS else None
     calendar_next = aligned["next_return"].to_numpy().astype(float)
-    strategy = long_flat_strategy(calendar_signal, calendar_next, threshold, cost_bps, z_window, seed=seed)
+    strategy = (
+        long_flat_strategy(calendar_signal, calendar_next, threshold, cost_bps, z_window, seed=seed) if tradable else {}
+    )
     evaluation = Evaluation(
         n,
         "",
@@ -493,6 +534,7 @@ def evaluate_signal(
         hit_rate_always_long=hit["always_long"],
         signal_column=signal_column,
         calendar_sessions=aligned.height,
+        target=target,
     )
     evaluation.verdict = _verdict(evaluation)
     return evaluation
@@ -525,28 +567,40 @@ def _verdict(e: Evaluation) -> str:
     s = e.spearman
     significant = s.p_value < 0.05 and (s.ci_low > 0 or s.ci_high < 0)
     best = max(e.lead_lag, key=lambda r: abs(r["spearman"]), default=None)
+    tradable = is_return(e.target)
+    # The same words as ever for returns; another target is named wherever "return" would stand.
+    what = "next-session returns" if tradable else f"the next session's {label(e.target)}"
+    first = "returns move first" if tradable else f"the {label(e.target)} moves first"
+    head = f"Signal: {e.signal_column}; target: {label(e.target)}; n = {e.n} sessions with a signal."
     parts = [
-        f"Signal: {e.signal_column}; n = {e.n} sessions with a signal. Spearman ρ(signal_t, return t→t+1) = "
+        f"{head} Spearman ρ(signal_t, return t→t+1) = "
         f"{s.value:+.3f} (95% bootstrap CI {s.ci_low:+.3f} … {s.ci_high:+.3f}, p = {s.p_value:.3f}); "
         f"hit rate {e.hit_rate:.1%} of {e.directional_n} against {e.hit_rate_base:.1%} by chance "
         f"(always long: {e.hit_rate_always_long:.1%}; Pesaran–Timmermann p = {e.hit_rate_p_value:.3f})."
         if e.hit_rate is not None and e.hit_rate_base is not None
-        else f"Signal: {e.signal_column}; n = {e.n} sessions; Spearman ρ = {s.value:+.3f} (p = {s.p_value:.3f})."
+        else f"{head} Spearman ρ(signal_t, {label(e.target)} of session t+1) = {s.value:+.3f} "
+        f"(95% bootstrap CI {s.ci_low:+.3f} … {s.ci_high:+.3f}, p = {s.p_value:.3f})."
     ]
     if significant and s.value > 0:
-        parts.append("The signal leads next-session returns in this sample.")
+        parts.append(f"The signal leads {what} in this sample.")
     elif significant:
-        parts.append("The signal is inversely related to next-session returns in this sample (a contrarian signal).")
+        contrarian = " (a contrarian signal)" if tradable else ""
+        parts.append(f"The signal is inversely related to {what} in this sample{contrarian}.")
     else:
-        parts.append("No evidence that the signal predicts next-session returns in this sample.")
+        parts.append(f"No evidence that the signal predicts {what} in this sample.")
     if best is not None and best["lag"] <= 0 and best.get("p_holm", best["p_value"]) < 0.05:
         parts.append(
             f"The strongest link is at lag {best['lag']:+d} (ρ = {best['spearman']:+.3f}, p = "
             f"{best.get('p_holm', best['p_value']):.3f} after Holm's adjustment over {len(e.lead_lag)} lags): "
-            "returns move first and sentiment follows."
+            f"{first} and sentiment follows."
         )
     if e.strategy:
         parts.append(_strategy_verdict(e.strategy, e.calendar_sessions))
+    if not tradable:
+        parts.append(
+            f"No hit rate or long/flat strategy: they call and trade a return's direction, and the target is the "
+            f"{label(e.target)}."
+        )
     parts.append(
         "A correlation in one sample is not a trading edge: costs, regime changes and multiple testing "
         "(11 lags, several symbols) all weaken it."

@@ -62,21 +62,31 @@ def monthly_ic(series: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def ic_decay(frame: pl.DataFrame, min_symbols: int, max_delay: int = MAX_DELAY) -> list[dict[str, Any]]:
+def _delayed(d: int, target: str) -> pl.Expr:
+    """The one-session value of ``target`` d sessions after the next: session t+d+1's (for the
+    return, close t+d → close t+d+1). The frame holds every price session of each symbol, so a
+    shift along a symbol's rows moves along its calendar."""
+    if target == "return":
+        close = pl.col("close")
+        return (close.shift(-(d + 1)) / close.shift(-d) - 1).over("symbol")
+    # next_return at row t+d is the target of session t+d+1 (its baseline, for volume, ends at t+d).
+    return pl.col("next_return").shift(-d).over("symbol")
+
+
+def ic_decay(
+    frame: pl.DataFrame, min_symbols: int, max_delay: int = MAX_DELAY, target: str = "return"
+) -> list[dict[str, Any]]:
     """Mean rank IC of the signal at t against the one-session return from close t+d to close t+d+1,
     for d = 0..``max_delay``: how much is left of the signal when the trade starts d sessions late.
+    For another ``target``, against its value in session t+d+1 (``next_return`` d rows on).
 
     The returns come from each symbol's own closes, so they are raw even with a benchmark; that does
     not move a cross-sectional rank IC, because the benchmark's return is the same for every symbol
     of a session. One-session returns do not overlap, so a plain t is used."""
     ordered = frame.sort("symbol", "session")
-    close = pl.col("close")
-    delayed = ordered.with_columns(
-        *[
-            (close.shift(-(d + 1)) / close.shift(-d) - 1).over("symbol").alias(f"_delay_{d}")
-            for d in range(max_delay + 1)
-        ]
-    ).filter(pl.col("signal").is_not_null())
+    delayed = ordered.with_columns(*[_delayed(d, target).alias(f"_delay_{d}") for d in range(max_delay + 1)]).filter(
+        pl.col("signal").is_not_null()
+    )
     rows = []
     for d in range(max_delay + 1):
         column = f"_delay_{d}"
@@ -198,21 +208,26 @@ def rank_autocorrelation(frame: pl.DataFrame, lag: int, min_symbols: int) -> flo
 
 
 def tear_sheet(frame: pl.DataFrame, settings: PanelSettings) -> dict[str, Any]:
-    """Figures of the tear sheet beyond IC by horizon and quantile means."""
+    """Figures of the tear sheet beyond IC by horizon and quantile means. For a target other than
+    the return the quantiles' next-session means are of its values, and what only a return has (a
+    growth of 1, the spread book's Sharpe, drawdown and annual return) is left out."""
     from tweet_signals.evaluation.panel import turnover
+    from tweet_signals.evaluation.targets import is_return
 
     first = settings.horizons[0]
     series = ic_series(frame, first, settings.min_symbols)
     per_session_coverage, coverage_summary = coverage(frame)
     per_quantile = quantile_next_returns(frame, settings.quantiles, settings.min_symbols)
-    cumulative = quantile_cumulative(per_quantile)
+    tradable = is_return(settings.target)
+    # Compounding a volume or a range into a "growth of 1" would be a number without a meaning.
+    cumulative = quantile_cumulative(per_quantile if tradable else per_quantile.clear())
     final = cumulative.group_by("quantile").agg(pl.col("growth").last()).sort("quantile")
     means = per_quantile.group_by("quantile").agg(pl.col("ret").mean()).sort("quantile")
     spread = spread_series(per_quantile, settings.quantiles)
     return {
         "ic_horizon": first,
         "monthly_ic": monthly_ic(series),
-        "ic_decay": ic_decay(frame, settings.min_symbols),
+        "ic_decay": ic_decay(frame, settings.min_symbols, target=settings.target),
         "coverage": coverage_summary,
         "quantile_next_return": {
             "mean": {int(q): float(v) for q, v in means.iter_rows()},
@@ -222,7 +237,7 @@ def tear_sheet(frame: pl.DataFrame, settings: PanelSettings) -> dict[str, Any]:
             h: turnover(frame, settings.quantiles, settings.min_symbols, lag=h) for h in settings.horizons
         },
         "rank_autocorrelation": {h: rank_autocorrelation(frame, h, settings.min_symbols) for h in settings.horizons},
-        "spread_portfolio": spread_portfolio(spread),
+        "spread_portfolio": spread_portfolio(spread if tradable else spread.clear()),
         "_ic_series": series,
         "_coverage": per_session_coverage,
         "_quantile_cumulative": cumulative,
