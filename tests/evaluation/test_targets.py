@@ -313,3 +313,25 @@ def test_single_mode_judges_the_absolute_return(tmp_path: Path) -> None:
     # The alignment pairs the signal of t with |close_{t+1} / close_t − 1| and nothing later.
     aligned = align_next_return(signals, read_single_prices(str(path)), target="abs-return")
     assert aligned["next_return"].to_list()[:3] == pytest.approx(np.abs(close[1:4] / close[:3] - 1))
+
+
+def test_attention_that_leads_volatility_is_found_against_abs_return_and_not_against_return() -> None:
+    """Post counts whose abnormal level at t sets the volatility of session t+1's return: the
+    attention column, computed from each symbol's previous sessions by the signals stage's
+    formula, ranks symbols by next-session absolute return, and not by return."""
+    rng = np.random.default_rng(5)
+    days = business_days(date(2024, 1, 1), 221)
+    panel, rows = {}, []
+    for s in range(30):
+        log_posts = 3 + rng.normal(0, 0.5, len(days))
+        posts = np.maximum(1, np.round(np.exp(log_posts))).astype(int)
+        scale = np.exp(0.8 * np.concatenate([[0.0], (np.log1p(posts[:-1]) - 3) / 0.5]))
+        returns = rng.normal(0, 0.01 * scale)
+        panel[f"S{s:02d}"] = pl.DataFrame({"session": days, "close": 100 * np.cumprod(1 + returns)})
+        rows += [(days[t], f"S{s:02d}", int(posts[t]), 0.0, 0.1) for t in range(220)]
+    signals = pl.DataFrame(rows, schema=["session", "symbol", "n_posts", "bullishness", "mean_score"], orient="row")
+    found = _evaluate(panel, signals, target="abs-return", signal_column="attention_z", min_posts=0)
+    h1 = found["horizons"][0]
+    assert h1["ic_mean"] > 0.2 and h1["p_holm"] < 0.001 and h1["n_sessions"] > 200
+    against_return = _evaluate(panel, signals, signal_column="attention_z", min_posts=0)["horizons"][0]
+    assert abs(against_return["ic_t"]) < 2
