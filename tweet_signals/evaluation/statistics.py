@@ -187,7 +187,9 @@ def _bootstrap_ci(x: np.ndarray, y: np.ndarray, fn: Any, seed: int, n_boot: int)
     from arch.bootstrap import StationaryBootstrap
 
     boot = StationaryBootstrap(max(2.0, len(x) ** (1 / 3)), x, y, seed=np.random.default_rng(seed))
-    values = [fn(a, b) for (a, b), _ in boot.bootstrap(n_boot) if np.std(a) > 0 and np.std(b) > 0]
+    # max > min, not std > 0: the standard deviation of equal floats can round to a tiny positive
+    # number, and a correlation of a constant resample is undefined.
+    values = [fn(a, b) for (a, b), _ in boot.bootstrap(n_boot) if np.ptp(a) > 0 and np.ptp(b) > 0]
     if not values:
         return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
@@ -195,7 +197,7 @@ def _bootstrap_ci(x: np.ndarray, y: np.ndarray, fn: Any, seed: int, n_boot: int)
 
 
 def correlation(x: np.ndarray, y: np.ndarray, method: str, seed: int = 7, n_boot: int = 2000) -> Estimate:
-    if np.std(x) == 0 or np.std(y) == 0:
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 1.0)
     if method == "pearson":
         result = stats.pearsonr(x, y)
