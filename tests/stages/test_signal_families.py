@@ -117,3 +117,45 @@ def test_the_daily_stage_reads_the_stored_sessions_before_its_own(tmp_path) -> N
     history = history_before(storage, date(2026, 1, 7))
     assert history["session"].to_list() == [date(2026, 1, 2), date(2026, 1, 5), date(2026, 1, 6)]
     assert history["n_authors"].to_list() == [None, 1, 1]
+
+
+def test_the_run_summary_shows_attention_next_to_direction() -> None:
+    from tweet_signals.stages.summary import attention_text, summary_markdown
+
+    manifest = {
+        "run_date": "2026-01-09",
+        "status": "complete",
+        "collect": {
+            "status": "collected",
+            "records_in": 3,
+            "posts": 3,
+            "out_of_window": 0,
+            "quarantined": 0,
+            "repairs": {},
+        },
+        "dedupe": {
+            "status": "computed",
+            "posts_in": 3,
+            "posts_out": 3,
+            "duplicate_ids": 0,
+            "retweets": 0,
+            "near_duplicates": 0,
+        },
+        "analyze": {"chunks": 1, "computed": 1, "reused": 0, "failed": [], "workers": 1, "tweets_per_s": 10},
+        "timings": {"analyze": 1.0},
+        "model": {"id": "embedded", "revision": "r"},
+    }
+    signals = pl.DataFrame(
+        {
+            "symbol": ["NIFTY", "SENSEX"],
+            "signal": ["bearish", "neutral"],
+            "bullishness": [-0.5, 0.0],
+            "weighted_score": [-0.2, 0.0],
+            "agreement": [0.3, None],
+            "n_posts": [40, 3],
+            "attention_z": [2.14, None],
+        }
+    )
+    text = summary_markdown(manifest, signals, None, "data")
+    assert "| NIFTY | **bearish** | +2.1σ |" in text and "| SENSEX | **neutral** | – |" in text
+    assert attention_text(-0.04) == "-0.0σ"
