@@ -361,3 +361,21 @@ def test_in_sample_direction_calls_use_no_out_of_sample_price() -> None:
     result = _evaluate(panel, signals, split=split, movement=(0.0, 0.0), min_sessions=10**6)["split"]
     assert result["in_sample"]["movement"]["sign"]["n"] == 6 * 39  # sessions 0..38: session 39's move ends at 40
     assert result["out_of_sample"]["movement"]["sign"]["n"] == 6 * 20
+
+
+def test_indian_price_files_load_whatever_the_column_case_and_exchange_suffix(tmp_path: Path) -> None:
+    """Exports other than Yahoo's write ``date,close,volume`` in lower case, and Yahoo names NSE
+    listings ``RELIANCE.NS``: posts say RELIANCE, so that is the symbol."""
+    days = business_days(date(2025, 1, 6), 6)
+    pl.DataFrame({"Date": [d.isoformat() for d in days], "close": [10.0, 11, 12, 11, 13, 12], "volume": 5}).write_csv(
+        tmp_path / "RELIANCE.NS.csv"
+    )
+    pl.DataFrame({"date": [d.isoformat() for d in days], "Close": [5.0, 5, 6, 6, 7, 7]}).write_csv(
+        tmp_path / "TCS.BO.csv"
+    )
+    panel = load_price_panel(tmp_path)
+    assert sorted(panel) == ["RELIANCE", "TCS"]
+    assert panel["RELIANCE"]["close"].to_list() == [10.0, 11, 12, 11, 13, 12]
+    assert panel["TCS"]["session"].to_list() == days
+    with pytest.raises(ValueError, match="Volume"):
+        load_price_panel(tmp_path, target="volume")  # TCS.BO.csv has no volume column

@@ -123,11 +123,27 @@ def parse_horizons(spec: str) -> tuple[int, ...]:
     return values
 
 
+# Yahoo's exchange suffixes for Indian listings (RELIANCE.NS on the NSE, RELIANCE.BO on the BSE):
+# posts name the bare ticker, so the symbol of ``RELIANCE.NS.csv`` is RELIANCE.
+EXCHANGE_SUFFIXES = (".NS", ".BO")
+
+
+def price_file_symbol(path: Path) -> str:
+    """The symbol a ``<SYMBOL>.csv`` price file is for: its name upper-cased, without a Yahoo
+    exchange suffix."""
+    symbol = path.stem.upper()
+    for suffix in EXCHANGE_SUFFIXES:
+        if symbol.endswith(suffix):
+            return symbol.removesuffix(suffix)
+    return symbol
+
+
 def load_price_panel(
     directory: Path, close_column: str | None = None, target: str = "return"
 ) -> dict[str, pl.DataFrame]:
-    """One Yahoo-style CSV per symbol (``<SYMBOL>.csv`` with ``Date`` and ``Adj Close`` or ``Close``)
-    → symbol → (session, close). ``Adj Close`` is preferred: dividends and splits move ``Close``.
+    """One Yahoo-style CSV per symbol (``<SYMBOL>.csv`` with ``Date`` and ``Adj Close`` or ``Close``,
+    in any case; ``RELIANCE.NS.csv`` is RELIANCE) → symbol → (session, close). ``Adj Close`` is
+    preferred: dividends and splits move ``Close``.
     Another ``target`` adds the columns it reads (``High``, ``Low`` and the raw ``Close`` for
     ``range``, ``Volume`` for ``volume``); a file without them is an error naming it."""
     if not directory.is_dir():
@@ -138,10 +154,10 @@ def load_price_panel(
     panel = {}
     for path in files:
         header = path.open(encoding="utf-8", errors="replace").readline()
-        column = close_column or ("Adj Close" if "Adj Close" in header else "Close")
+        column = close_column or ("Adj Close" if "adj close" in header.lower() else "Close")
         prices = load_prices(path, "Date", column, extra_columns(target), target)
         if prices.height:
-            panel[path.stem.upper()] = prices
+            panel[price_file_symbol(path)] = prices
     if not panel:
         raise ValueError(f"--prices-dir {directory}: none of its {len(files)} CSV files has usable Date/Close rows")
     return panel

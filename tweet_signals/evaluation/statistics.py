@@ -51,16 +51,21 @@ def load_prices(
     extra: Mapping[str, str] | None = None,
     target: str = "return",
 ) -> pl.DataFrame:
-    """Daily closes as (session, close), sorted, one row per date, non-positive closes dropped.
+    """Daily closes as (session, close), sorted, one row per date, non-positive closes dropped
+    (column names matched without regard to case).
 
     ``extra`` (frame name → CSV column, e.g. ``{"volume": "Volume"}``) adds the columns ``target``
     reads, as numbers; a row missing one of them is kept (its target is missing, the calendar
     stays whole). A missing extra column is an error naming it and the target."""
     frame = pl.read_csv(path, infer_schema_length=0)
+    # Column names match whatever their case or surrounding spaces (``close``, ``Adj Close ``):
+    # exports from other tools than Yahoo write them in lower case.
+    named = {c.strip().lower(): c for c in frame.columns}
+    date_column, close_column = (named.get(c.strip().lower(), c) for c in (date_column, close_column))
+    extra = {k: named.get(c.strip().lower(), c) for k, c in (extra or {}).items()}
     missing = {date_column, close_column} - set(frame.columns)
     if missing:
         raise ValueError(f"{path} has no column(s) {sorted(missing)}; it has {frame.columns} (see --price-columns)")
-    extra = dict(extra or {})
     absent = list(dict.fromkeys(c for c in extra.values() if c not in frame.columns))
     if absent:
         raise ValueError(missing_columns_message(target, absent, path, frame.columns))
