@@ -38,18 +38,15 @@ import numpy as np
 import polars as pl
 
 from tweet_signals.evaluation.panel import (
-    FAMILY_HISTORY_COLUMNS,
     HISTORY_COLUMNS,
     PanelSettings,
     engagement_warnings,
     evaluate_panel,
     panel_verdict,
     purged_in_sample,
-    with_quiet_sessions,
+    with_derived_columns,
 )
-from tweet_signals.evaluation.statistics import rolling_features
 from tweet_signals.stages.signals import SIGNALS_SCHEMA
-from tweet_signals.stages.signals import with_history as with_family_history
 
 COMPOSITE_COLUMN = "composite"  # the judged column's name
 RIDGE_ALPHA = 1.0  # fixed ridge penalty on the standardised columns (see the module's notes)
@@ -120,10 +117,7 @@ def with_history(signals: pl.DataFrame, returns: pl.DataFrame, columns: Sequence
     """``signals`` with the history columns (``score_z``, …) derived when some of ``columns`` need
     them (as ``panel_frame`` does for a single column); a column neither present nor derivable is a
     clear error listing the columns there are."""
-    if any(c in FAMILY_HISTORY_COLUMNS for c in columns):  # attention, surprise: over every price session
-        signals = with_family_history(with_quiet_sessions(signals, returns))
-    if any(c not in signals.columns and c in HISTORY_COLUMNS for c in columns):
-        signals = rolling_features(with_quiet_sessions(signals, returns), window)
+    signals = with_derived_columns(signals, returns, columns, window)
     missing = [c for c in columns if c not in signals.columns]
     if missing:
         available = sorted(set(signals.columns) - {"session", "symbol"} | HISTORY_COLUMNS)

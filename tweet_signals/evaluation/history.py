@@ -31,11 +31,18 @@ def with_empty_sessions(signals: pl.DataFrame, symbol: str, exchange: str) -> pl
     out = frame.join(signals, on=["session", "symbol"], how="left")
     # Sessions stored by older versions lack the newer columns: null there.
     missing = [pl.lit(None, dtype=t).alias(c) for c, t in SIGNALS_SCHEMA.items() if c not in out.columns]
-    out = out.with_columns(missing).with_columns(pl.col("n_posts", "n_bullish", "n_bearish", "n_neutral").fill_null(0))
-    quiet_authors = (
-        pl.when(pl.col("n_posts") == 0).then(pl.col("n_authors").fill_null(0)).otherwise(pl.col("n_authors"))
-    )
-    return out.with_columns(quiet_authors.alias("n_authors")).select(list(SIGNALS_SCHEMA))
+    return quiet_counts(out.with_columns(missing)).select(list(SIGNALS_SCHEMA))
+
+
+def quiet_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows added for sessions without posts get zero counts; ``n_authors`` is 0 there too (no
+    authors, not an unknown number), and stays as it is on sessions with posts."""
+    counts = [c for c in ("n_posts", "n_bullish", "n_bearish", "n_neutral") if c in frame.columns]
+    frame = frame.with_columns(pl.col(counts).fill_null(0))
+    if "n_authors" not in frame.columns:
+        return frame
+    quiet = pl.when(pl.col("n_posts") == 0).then(pl.col("n_authors").fill_null(0))
+    return frame.with_columns(quiet.otherwise(pl.col("n_authors")).alias("n_authors"))
 
 
 def stored_panel_signals(storage: Storage, until: date | None = None) -> pl.DataFrame:

@@ -49,14 +49,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tweet_signals.evaluation.history import quiet_counts
 from tweet_signals.evaluation.movement import movement_figures
 from tweet_signals.evaluation.statistics import (
-    centred,
     correlation,
     hit_rate_test,
     load_prices,
     long_flat_strategy,
     rolling_features,
+    rule_positions,
+    trading_costs,
 )
 from tweet_signals.evaluation.targets import (
     Target,
@@ -211,12 +213,24 @@ def with_quiet_sessions(signals: pl.DataFrame, returns: pl.DataFrame) -> pl.Data
         .select("session", "symbol")
     )
     full = calendar.join(signals, on=["session", "symbol"], how="full", coalesce=True)
-    counts = [c for c in ("n_posts", "n_bullish", "n_bearish", "n_neutral") if c in full.columns]
-    full = full.with_columns(pl.col(counts).fill_null(0))
-    if "n_authors" in full.columns:  # a quiet session has no authors (a count of 0, not unknown)
-        quiet = pl.when(pl.col("n_posts") == 0).then(pl.col("n_authors").fill_null(0))
-        full = full.with_columns(quiet.otherwise(pl.col("n_authors")).alias("n_authors"))
-    return full.sort("symbol", "session")
+    return quiet_counts(full).sort("symbol", "session")
+
+
+def with_derived_columns(
+    signals: pl.DataFrame, returns: pl.DataFrame, columns: Sequence[str], window: int
+) -> pl.DataFrame:
+    """``signals`` on every price session of each symbol (quiet sessions as rows with zero posts)
+    with the history columns that ``columns`` need: attention and surprise recomputed (stored
+    values come from whatever sessions were stored, a posts file's from the sessions with posts),
+    ``score_z`` and the like derived where the signals lack them. Unchanged when none is needed."""
+    family = any(c in FAMILY_HISTORY_COLUMNS for c in columns)
+    rolling = any(c not in signals.columns and c in HISTORY_COLUMNS for c in columns)
+    if not (family or rolling):
+        return signals
+    signals = with_quiet_sessions(signals, returns)
+    if family:
+        signals = with_history(signals)
+    return rolling_features(signals, window) if rolling else signals
 
 
 def panel_frame(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSettings) -> pl.DataFrame:
@@ -224,12 +238,7 @@ def panel_frame(signals: pl.DataFrame, returns: pl.DataFrame, settings: PanelSet
     history columns (``score_z``, ``volume_z``, …) are derived per symbol when the signals do not
     carry them."""
     column = settings.signal_column
-    if column not in signals.columns and column in HISTORY_COLUMNS:
-        signals = rolling_features(with_quiet_sessions(signals, returns), settings.window)
-    elif column in FAMILY_HISTORY_COLUMNS:
-        # Recomputed over every price session of each symbol (quiet ones included): stored values
-        # come from whatever sessions were stored, a posts file's from the sessions with posts.
-        signals = with_history(with_quiet_sessions(signals, returns))
+    signals = with_derived_columns(signals, returns, [column], settings.window)
     if column not in signals.columns:
         raise ValueError(f"no column {column!r} in the signals; they have {sorted(signals.columns)}")
     usable = signals.select(
@@ -580,12 +589,11 @@ def _strategy_mean(
             inside &= (day < end).to_numpy()
         if inside.sum() < 2:
             continue
-        z = centred(rows["signal"].fill_null(np.nan).to_numpy().astype(float), window)
-        position = np.where(np.isnan(z), 0.0, (z > threshold).astype(float))
+        position = rule_positions(rows["signal"].fill_null(np.nan).to_numpy().astype(float), threshold, window)
         position[~inside] = 0.0
-        changes = np.abs(np.diff(np.concatenate([[0.0], position])))
+        _, costs = trading_costs(position, cost_bps)
         next_return = rows["next_return"].to_numpy().astype(float)
-        strategy = position * next_return - changes * cost_bps / 10_000
+        strategy = position * next_return - costs
         totals.append(float(np.prod(1 + strategy[inside]) - 1))
         holds.append(float(np.prod(1 + next_return[inside]) - 1))
     return {

@@ -318,6 +318,19 @@ def random_timing(
     return {"p": (at_least + 1) / (n_draws + 1), "sharpe_median": float(np.median(np.concatenate(sharpes)))}
 
 
+def rule_positions(signal: np.ndarray, threshold: float, z_window: int) -> np.ndarray:
+    """The long/flat rule's position each session: 1 when the signal's z-score against its
+    previous ``z_window`` signals is above ``threshold``, else 0 (and 0 without a signal)."""
+    z = centred(signal, z_window)
+    return np.where(np.isnan(z), 0.0, (z > threshold).astype(float))
+
+
+def trading_costs(position: np.ndarray, cost_bps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(position changes, their cost as a return) per session, starting flat."""
+    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
+    return changes, changes * cost_bps / 10_000
+
+
 def long_flat_strategy(
     signal: np.ndarray,
     next_return: np.ndarray,
@@ -340,10 +353,8 @@ def long_flat_strategy(
     it without any skill."""
     import empyrical
 
-    z = centred(signal, z_window)
-    position = np.where(np.isnan(z), 0.0, (z > threshold).astype(float))
-    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
-    costs = changes * cost_bps / 10_000
+    position = rule_positions(signal, threshold, z_window)
+    changes, costs = trading_costs(position, cost_bps)
     strategy = position * next_return - costs
     equity = np.cumprod(1 + strategy)
     hold = np.cumprod(1 + next_return)
