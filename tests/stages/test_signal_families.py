@@ -159,3 +159,14 @@ def test_the_run_summary_shows_attention_next_to_direction() -> None:
     text = summary_markdown(manifest, signals, None, "data")
     assert "| NIFTY | **bearish** | +2.1σ |" in text and "| SENSEX | **neutral** | – |" in text
     assert attention_text(-0.04) == "-0.0σ"
+
+
+def test_the_chart_reads_sessions_stored_before_the_newer_columns(tmp_path) -> None:
+    from tweet_signals.stages.summary import write_chart
+
+    storage = Storage.at(str(tmp_path))
+    new = compute_signals(_posts([("NIFTY", "positive", 0.5, "u", 10)]), date(2026, 1, 6), ["NIFTY"])
+    write_parquet_atomic(new, storage.signals(date(2026, 1, 6)))
+    old = new.drop("n_authors", *HISTORY_COLUMNS).with_columns(pl.lit(date(2026, 1, 5)).alias("session"))
+    write_parquet_atomic(old, storage.signals(date(2026, 1, 5)))
+    assert write_chart(storage, date(2026, 1, 6)) is not None

@@ -44,8 +44,8 @@ from tweet_signals.evaluation.panel import (
     panel_frame,
     session_ic,
 )
-from tweet_signals.stages.signals import ALL, SIGNALS_SCHEMA
-from tweet_signals.storage import Storage, location, uri
+from tweet_signals.stages.signals import ALL, recent_signals
+from tweet_signals.storage import Storage, location
 
 RECENT_SESSIONS = 5  # the "last sessions" whose coverage is compared with the window's median
 ROLLING_SESSIONS = 20  # the recent stretch of the rolling IC and hit rate (about a trading month)
@@ -99,10 +99,8 @@ def window_signals(storage: Storage, window_sessions: int, as_of: date | None) -
 
     Only the window's partitions are read, so the check costs the same after years of sessions
     (on an object store every partition read is a request)."""
-    partitions = storage.partitions("signals", "signals.parquet", as_of)[-window_sessions:]
-    frames = [pl.read_parquet(uri(path)) for _, path in partitions]
-    signals = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=SIGNALS_SCHEMA)
-    return [day for day, _ in partitions], signals.filter(pl.col("symbol") != ALL)
+    signals = recent_signals(storage, as_of, window_sessions)
+    return sorted(signals["session"].unique().to_list()), signals.filter(pl.col("symbol") != ALL)
 
 
 def session_coverage(sessions: Sequence[date], signals: pl.DataFrame, column: str, min_posts: int) -> pl.DataFrame:

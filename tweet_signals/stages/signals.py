@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -271,21 +271,22 @@ def with_history(frame: pl.DataFrame, window: int = HISTORY_WINDOW) -> pl.DataFr
     )
 
 
+def recent_signals(storage: Storage, until: date | None, sessions: int) -> pl.DataFrame:
+    """The stored signals of the last ``sessions`` sessions up to ``until`` (every stored one when
+    ``until`` is None). Sessions written by older versions may lack the newer columns: the frames
+    are aligned by name, missing columns null."""
+    keep = storage.partitions("signals", "signals.parquet", until)[-sessions:]
+    frames = [pl.read_parquet(uri(path)) for _, path in keep]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=SIGNALS_SCHEMA)
+
+
 def history_before(storage: Storage, run_date: date, window: int = HISTORY_WINDOW) -> pl.DataFrame:
     """The columns ``with_history`` reads, from the ``window`` stored sessions before ``run_date``
     (sessions written by older versions lack ``n_authors``: null there)."""
-    keep = [p for d, p in storage.partitions("signals", "signals.parquet", run_date) if d < run_date][-window:]
     wanted = ("session", "symbol", "n_posts", "bullishness", "n_authors")
-    frames = []
-    for path in keep:
-        frame = pl.read_parquet(uri(path))
-        frames.append(frame.select([c for c in wanted if c in frame.columns]))
-    schema = {c: SIGNALS_SCHEMA[c] for c in wanted}
-    if not frames:
-        return pl.DataFrame(schema=schema)
-    history = pl.concat(frames, how="diagonal_relaxed")
+    history = recent_signals(storage, run_date - timedelta(days=1), window)
     missing = [pl.lit(None).alias(c) for c in wanted if c not in history.columns]
-    return history.with_columns(missing).select(wanted).cast(schema)  # type: ignore[arg-type]
+    return history.with_columns(missing).select(wanted).cast({c: SIGNALS_SCHEMA[c] for c in wanted})  # type: ignore[arg-type]
 
 
 def analyzed_posts(clean_path: AnyPath, chunk_paths: list[str]) -> pl.LazyFrame:

@@ -8,13 +8,10 @@ from typing import Any
 
 import polars as pl
 
-from tweet_signals.storage import AnyPath, Storage, link, location, uri, write_bytes_atomic
+from tweet_signals.stages.signals import recent_signals
+from tweet_signals.storage import AnyPath, Storage, link, location, write_bytes_atomic
 
-
-def signal_history(storage: Storage, until: date, sessions: int = 60) -> pl.DataFrame:
-    """Signals of up to ``sessions`` sessions ending at ``until``, read from storage."""
-    keep = storage.partitions("signals", "signals.parquet", until)[-sessions:]
-    return pl.concat([pl.read_parquet(uri(path)) for _, path in keep]) if keep else pl.DataFrame()
+CHART_SESSIONS = 60  # sessions the run's chart shows
 
 
 def signal_chart_png(history: pl.DataFrame) -> bytes:
@@ -54,7 +51,7 @@ def signal_chart_png(history: pl.DataFrame) -> bytes:
 
 
 def write_chart(storage: Storage, run_date: date) -> AnyPath | None:
-    history = signal_history(storage, run_date)
+    history = recent_signals(storage, run_date, CHART_SESSIONS)
     if history.is_empty():
         return None
     return write_bytes_atomic(signal_chart_png(history), storage.signals(run_date).with_name("chart.png"))
