@@ -7,6 +7,7 @@ spawn-based process pool when ``workers > 1``, so results equal the pipeline's.
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import os
 import tempfile
@@ -284,7 +285,8 @@ def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFram
     """(id, symbol) pairs from the posts file's own ticker column, for posts that carry one (a post
     under several tickers gives a pair for each); ``$aapl`` and ``#AAPL`` both become ``AAPL``, as
     price files are named."""
-    from tweet_signals.sources.files import csv_delimiter, file_format, input_files, open_binary
+    from tweet_signals.sources.compressed import file_format, open_binary, read_bytes
+    from tweet_signals.sources.files import csv_delimiter, input_files
 
     frames = []
     for file in input_files(path):
@@ -292,12 +294,12 @@ def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFram
         if suffix == ".parquet":
             frame = pl.read_parquet(file)
         elif suffix in (".jsonl", ".ndjson", ".json"):
-            frame = pl.read_ndjson(file, infer_schema_length=None)
+            frame = pl.read_ndjson(io.BytesIO(read_bytes(file)), infer_schema_length=None)
         else:
             # The separator rule of the pipeline's own reader, so the ids match the posts it read.
             with open_binary(file) as fh:
                 header = fh.readline().decode("utf-8", errors="replace")
-            frame = pl.read_csv(file, separator=csv_delimiter(header), infer_schema_length=0)
+            frame = pl.read_csv(io.BytesIO(read_bytes(file)), separator=csv_delimiter(header), infer_schema_length=0)
         missing = {column, id_column} - set(frame.columns)
         if missing:
             raise ValueError(

@@ -70,6 +70,7 @@ from tweet_signals.evaluation.targets import (
     label,
     target_columns,
 )
+from tweet_signals.sources.compressed import compression, file_format, open_binary
 from tweet_signals.stages.signals import HISTORY_COLUMNS as SIGNAL_HISTORY_COLUMNS
 from tweet_signals.stages.signals import with_history
 
@@ -131,9 +132,10 @@ EXCHANGE_SUFFIXES = (".NS", ".BO")
 
 
 def price_file_symbol(path: Path) -> str:
-    """The symbol a ``<SYMBOL>.csv`` price file is for: its name upper-cased, without a Yahoo
-    exchange suffix."""
-    symbol = path.stem.upper()
+    """The symbol a ``<SYMBOL>.csv`` price file (maybe compressed: ``<SYMBOL>.csv.gz``) is for: its
+    name upper-cased, without a Yahoo exchange suffix."""
+    name = path.name[: -len(compression(path) or "")] if compression(path) else path.name
+    symbol = Path(name).stem.upper()
     for suffix in EXCHANGE_SUFFIXES:
         if symbol.endswith(suffix):
             return symbol.removesuffix(suffix)
@@ -150,12 +152,13 @@ def load_price_panel(
     ``range``, ``Volume`` for ``volume``); a file without them is an error naming it."""
     if not directory.is_dir():
         raise ValueError(f"--prices-dir {directory}: no such folder")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    files = sorted(p for p in directory.iterdir() if file_format(p) == ".csv" and p.is_file())
     if not files:
         raise ValueError(f"--prices-dir {directory}: no <SYMBOL>.csv files in it")
     panel = {}
     for path in files:
-        header = path.open(encoding="utf-8", errors="replace").readline()
+        with open_binary(path) as fh:
+            header = fh.readline().decode("utf-8", errors="replace")
         column = close_column or ("Adj Close" if "adj close" in header.lower() else "Close")
         prices = load_prices(path, "Date", column, extra_columns(target), target)
         if prices.height:

@@ -26,6 +26,7 @@ Formulas (per symbol, sessions in order, sessions without posts kept as rows wit
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ import polars as pl
 from scipy import stats
 
 from tweet_signals.evaluation.targets import finished, is_return, label, missing_columns_message, target_columns
+from tweet_signals.sources.compressed import read_bytes
 
 MIN_SESSIONS = 20
 LAGS = range(-5, 6)
@@ -57,7 +59,7 @@ def load_prices(
     ``extra`` (frame name → CSV column, e.g. ``{"volume": "Volume"}``) adds the columns ``target``
     reads, as numbers; a row missing one of them is kept (its target is missing, the calendar
     stays whole). A missing extra column is an error naming it and the target."""
-    frame = pl.read_csv(path, infer_schema_length=0)
+    frame = pl.read_csv(io.BytesIO(read_bytes(path)), infer_schema_length=0)
     # Column names match whatever their case or surrounding spaces (``close``, ``Adj Close ``):
     # exports from other tools than Yahoo write them in lower case.
     named = {c.strip().lower(): c for c in frame.columns}

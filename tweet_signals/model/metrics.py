@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tweet_signals.model.base import LABELS, normalise_label
+from tweet_signals.sources.compressed import read_bytes
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def binary_figures(truth: Sequence[int], probs: np.ndarray) -> dict[str, float |
 
 def read_lines(path: Path) -> list[str]:
     """One record per line, as TweetEval ships them (trailing spaces kept off, blank tail dropped)."""
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_bytes(path).decode("utf-8").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
@@ -149,7 +150,7 @@ def read_labelled_csv(path: Path, text_column: str, label_column: str) -> Labell
     """Texts and raw labels from a CSV (separator sniffed), skipping rows with an empty label. A
     file that is not UTF-8 is read as Latin-1 (as Kaggle-style exports are), with a note."""
     notes = []
-    data = path.read_bytes()
+    data = read_bytes(path)
     try:
         content = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -7,7 +7,6 @@ them through ``normalise_record`` and splits the result into clean rows and quar
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from tweet_signals.sources.compressed import compression, file_format, is_damaged_stream, open_binary
 from tweet_signals.sources.schema import (
     NormaliseStats,
     Quarantined,
@@ -165,22 +165,6 @@ def _decode(data: bytes, collector: _Collector, origin: str) -> str:
         return data.decode("latin-1")
 
 
-def file_format(path: Path) -> str:
-    """The format suffix of a posts file, looking through a ``.gz`` compression suffix
-    (``tweets.csv.gz`` → ``.csv``): published datasets often ship compressed."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        return suffixes[-2] if len(suffixes) > 1 else ""
-    return suffixes[-1] if suffixes else ""
-
-
-def open_binary(path: Path) -> io.BufferedIOBase:
-    """The file's bytes, decompressed when it is gzipped."""
-    if path.suffix.lower() == ".gz":
-        return gzip.GzipFile(path, "rb")
-    return path.open("rb")
-
-
 def _read_jsonl(path: Path, collector: _Collector, columns: Mapping[str, str]) -> None:
     with open_binary(path) as fh:
         for number, raw in enumerate(fh, 1):
@@ -303,8 +287,18 @@ def stream_posts(
     collector = _Collector(source, naive_tz, on_rows, date_only_tz)
     for file in input_files(path):
         reader = READERS.get(file_format(file))
-        if reader is None or (reader is _read_parquet and file.suffix.lower() == ".gz"):
-            raise ValueError(f"unsupported input {file.name}: use .jsonl, .csv or .parquet (the first two may be .gz)")
-        reader(file, collector, columns or {})
+        if reader is None or (reader is _read_parquet and compression(file)):
+            raise ValueError(
+                f"unsupported input {file.name}: use .jsonl, .csv or .parquet "
+                "(the first two may be compressed: .gz, .bz2, .zst)"
+            )
+        try:
+            reader(file, collector, columns or {})
+        except Exception as exc:
+            if not is_damaged_stream(exc, file):
+                raise
+            # A truncated or corrupt compressed file: what was read before the damage is kept,
+            # the file itself is quarantined with the cause, so nothing is lost silently.
+            collector.reject(file.name, "unreadable_file", f"{type(exc).__name__}: {exc}"[:300], str(file))
     collector.flush()
     return quarantine_frame(collector.bad), collector.records_in, collector.stats.repairs
