@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tweet_signals.api import analyze_posts, signals_from_posts
 from tweet_signals.sources.schema import NormaliseStats, normalise_record, posts_frame
@@ -17,6 +18,7 @@ def _posts(n: int) -> pl.DataFrame:
     return posts_frame([normalise_record(r, "synthetic", stats) for r in generate_posts(date(2026, 1, 7), n)])
 
 
+@pytest.mark.slow
 def test_analyze_posts_same_order_any_worker_count(tiny_roberta: Path) -> None:
     posts = _posts(250).sample(fraction=1.0, shuffle=True, seed=1)
     one = analyze_posts(posts, model=str(tiny_roberta), workers=1, chunk_size=60)

@@ -285,8 +285,8 @@ def ticker_column(path: Path, column: str, id_column: str = "id") -> pl.DataFram
     """(id, symbol) pairs from the posts file's own ticker column, for posts that carry one (a post
     under several tickers gives a pair for each); ``$aapl`` and ``#AAPL`` both become ``AAPL``, as
     price files are named."""
-    from tweet_signals.sources.compressed import file_format, open_binary, read_bytes
     from tweet_signals.sources.files import csv_delimiter, input_files
+    from tweet_signals.storage.compressed import file_format, open_binary, read_bytes
 
     frames = []
     for file in input_files(path):

@@ -91,6 +91,7 @@ def _evaluate(panel: dict[str, pl.DataFrame], signals: pl.DataFrame, settings: P
     return evaluate_composite(signals, forward_returns(panel, settings.horizons, None), settings)
 
 
+@pytest.mark.slow
 def test_the_fit_recovers_a_planted_combination_and_beats_each_column_in_sample() -> None:
     panel, signals, split = planted_combination(seed=1, weights={"a": 0.3, "b": -0.2})
     result = _evaluate(panel, signals, _settings(split=split, combine=("a", "b")))
@@ -110,6 +111,7 @@ def test_the_fit_recovers_a_planted_combination_and_beats_each_column_in_sample(
     assert fitted["last"] < split and result["composite"]["alpha"] == 1.0
 
 
+@pytest.mark.slow
 def test_no_peeking_a_column_planted_only_out_of_sample_gets_no_weight() -> None:
     panel, signals, split = planted_combination(seed=2, weights={"a": 0.3, "b": -0.2}, late={"c": 0.8})
     settings = _settings(split=split, combine=COLUMNS)
@@ -146,6 +148,7 @@ def test_no_peeking_a_column_planted_only_out_of_sample_gets_no_weight() -> None
     assert c_ic > 0.4 and result["composite"]["out_of_sample_ic"] < c_ic - 0.2
 
 
+@pytest.mark.slow
 def test_nothing_planted_is_rarely_significant_out_of_sample() -> None:
     significant = 0
     for seed in range(20):
@@ -155,6 +158,7 @@ def test_nothing_planted_is_rarely_significant_out_of_sample() -> None:
     assert significant <= 3  # 5% of 20 is 1; three allows the binomial's spread
 
 
+@pytest.mark.slow
 def test_standardisation_is_per_session_with_min_posts_and_min_symbols() -> None:
     panel, signals, split = planted_combination(seed=3, weights={"a": 0.3}, n_symbols=8, n_sessions=60, split_at=40)
     first, second = signals["session"].unique().sort()[:2]
@@ -182,6 +186,7 @@ def test_standardisation_is_per_session_with_min_posts_and_min_symbols() -> None
     assert frame.filter((pl.col("session") == first) & (pl.col("symbol") != "S0"))["signal"].is_not_null().all()
 
 
+@pytest.mark.slow
 def test_the_json_verdict_and_report_carry_the_weights(tmp_path: Path) -> None:
     panel, signals, split = planted_combination(
         seed=4, weights={"a": 0.3, "b": -0.2}, n_symbols=10, n_sessions=80, split_at=50

@@ -29,6 +29,7 @@ def _signal(values: np.ndarray, prices: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"session": prices["session"], "mean_score": values})
 
 
+@pytest.mark.slow
 def test_signal_that_leads_returns_is_detected() -> None:
     prices, close = _prices()
     next_return = np.append(close[1:] / close[:-1] - 1, 0.0)
@@ -42,6 +43,7 @@ def test_signal_that_leads_returns_is_detected() -> None:
     assert "leads next-session returns" in result.verdict
 
 
+@pytest.mark.slow
 def test_shuffled_signal_is_not_detected() -> None:
     prices, close = _prices()
     next_return = np.append(close[1:] / close[:-1] - 1, 0.0)
@@ -52,6 +54,7 @@ def test_shuffled_signal_is_not_detected() -> None:
     assert "No evidence" in result.verdict
 
 
+@pytest.mark.slow
 def test_same_day_signal_shows_at_lag_zero_not_as_prediction() -> None:
     prices, close = _prices()
     same_day = np.insert(close[1:] / close[:-1] - 1, 0, 0.0)
@@ -97,6 +100,7 @@ def test_rolling_features_use_only_earlier_sessions() -> None:
     assert out.row(5, named=True)["bull_intensity"] == 0.0  # a session without posts is a row, not a gap
 
 
+@pytest.mark.slow
 def test_report_is_self_contained(tmp_path: Path) -> None:
     prices, _close = _prices()
     aligned = align_next_return(_signal(np.random.default_rng(5).normal(size=N), prices), prices)
@@ -193,6 +197,7 @@ def test_an_always_bullish_signal_hits_only_its_base_rate() -> None:
     assert "No evidence" in result.verdict and "by chance" in result.verdict
 
 
+@pytest.mark.slow
 def test_buy_and_hold_is_the_price_ratio_over_every_session_of_the_window() -> None:
     prices = _rising_prices()
     rng = np.random.default_rng(9)
@@ -214,6 +219,7 @@ def test_buy_and_hold_is_the_price_ratio_over_every_session_of_the_window() -> N
     )  # the last has no next close
 
 
+@pytest.mark.slow
 def test_the_strategy_trades_a_centred_signal_without_look_ahead() -> None:
     from tweet_signals.evaluation.statistics import centred
 
@@ -234,6 +240,7 @@ def test_the_strategy_trades_a_centred_signal_without_look_ahead() -> None:
     assert 0.2 < result.strategy["exposure"] < 0.8
 
 
+@pytest.mark.slow
 def test_lead_lag_moves_along_the_calendar_not_the_rows() -> None:
     from scipy import stats
 

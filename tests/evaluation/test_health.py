@@ -105,6 +105,7 @@ def write_data_root(
     return root / "data", prices, days[:N_SESSIONS]
 
 
+@pytest.mark.slow
 def test_planted_skill_is_judged_working_over_the_trailing_window(tmp_path: Path) -> None:
     data_root, prices, days = write_data_root(tmp_path)
     health = check_signal_health(str(data_root), str(prices), HealthSettings(window_sessions=120))
@@ -124,6 +125,7 @@ def test_planted_skill_is_judged_working_over_the_trailing_window(tmp_path: Path
     assert rows["status"]["value"] == WORKING and rows["coverage ratio"]["value"] == "100%"
 
 
+@pytest.mark.slow
 def test_no_planted_skill_is_no_evidence_and_as_of_ends_the_window_there(tmp_path: Path) -> None:
     data_root, prices, days = write_data_root(tmp_path, strength=0.0, seed=5)
     health = check_signal_health(str(data_root), str(prices), HealthSettings(window_sessions=40, as_of=days[99]))
@@ -133,6 +135,7 @@ def test_no_planted_skill_is_no_evidence_and_as_of_ends_the_window_there(tmp_pat
     assert abs(health["ic"]["window_mean"]) < 0.1
 
 
+@pytest.mark.slow
 def test_coverage_of_one_symbol_in_eight_has_collapsed(tmp_path: Path) -> None:
     data_root, prices, _ = write_data_root(tmp_path, collapse_last=5)
     health = check_signal_health(str(data_root), str(prices), HealthSettings())

@@ -54,6 +54,7 @@ def test_a_signal_leading_by_k_sessions_peaks_at_horizon_k_with_its_sign(sign: i
     assert "horizon 5" in result["verdict"]
 
 
+@pytest.mark.slow
 def test_pure_noise_is_flagged_at_about_the_test_level() -> None:
     flagged = 0
     for seed in range(20):
@@ -106,6 +107,7 @@ def test_holm_adjusts_one_family() -> None:
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("horizon", [5, 20])
 def test_overlapping_horizons_reject_a_true_null_at_about_the_test_level(horizon: int) -> None:
     """200 seeded null panels (a year of sessions, 20 symbols): the IC test at h sessions rejects
@@ -202,6 +204,7 @@ def test_the_exchange_is_inferred_from_price_dates_and_unpriced_sessions_are_cou
     assert missing == {"rows": 1, "of": 2, "sessions": ["2015-01-19"]}
 
 
+@pytest.mark.slow
 def test_in_sample_fit_ignores_the_out_of_sample_part() -> None:
     panel, signals = planted_panel(seed=5, lead=1, strength=0.4, n_symbols=10, n_sessions=160)
     split = signals["session"].sort()[100]

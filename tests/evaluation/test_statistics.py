@@ -40,6 +40,7 @@ def _lead(k: int, seed: int = 11, noise: float = 0.02) -> tuple[np.ndarray, np.n
     return returns, ahead + rng.normal(0, noise, N)
 
 
+@pytest.mark.slow
 def test_granger_finds_a_one_session_lead() -> None:
     returns, signal = _lead(1)
     result = evaluate_signal(_calendar(returns, signal))
@@ -111,6 +112,7 @@ def test_pesaran_timmermann_has_nothing_to_test_when_calls_or_moves_go_one_way()
     assert pesaran_timmermann(np.array([], dtype=bool), np.array([], dtype=bool)) == (None, 1.0)
 
 
+@pytest.mark.slow
 def test_random_timing_p_is_spread_under_the_null_and_small_for_perfect_timing() -> None:
     p_values = []
     for run in range(100):
@@ -169,6 +171,7 @@ def test_strategy_figures_by_hand_at_equal_exposure() -> None:
     assert result["annual_return"] == pytest.approx(np.prod(1 + daily) ** (252 / N) - 1)
 
 
+@pytest.mark.slow
 def test_the_verdict_compares_the_strategy_at_equal_exposure() -> None:
     returns, signal = _lead(1)
     result = evaluate_signal(_calendar(returns, signal))

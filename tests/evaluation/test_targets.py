@@ -84,6 +84,7 @@ def _evaluate(panel: dict[str, pl.DataFrame], signals: pl.DataFrame, **options: 
     return evaluate_panel(signals, returns, settings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["abs-return", "range", "volume"])
 def test_a_signal_leading_the_next_sessions_target_is_found_against_it_not_against_the_return(target: str) -> None:
     panel, signals = _planted_prices(seed=21, target=target)
@@ -236,6 +237,7 @@ def test_the_target_reaches_both_modes_settings() -> None:
     assert EvaluationParams(prices="closes.csv").single_settings("out", "NYSE").target == "return"
 
 
+@pytest.mark.slow
 def test_the_panel_report_json_and_verdict_name_the_target(tmp_path: Path) -> None:
     from tweet_signals.evaluation.judge import evaluate_signal_panel
 
@@ -279,6 +281,7 @@ def _single_signals(prices: pl.DataFrame, values: np.ndarray) -> pl.DataFrame:
     ).select(list(SIGNALS_SCHEMA))
 
 
+@pytest.mark.slow
 def test_single_mode_judges_the_absolute_return(tmp_path: Path) -> None:
     """One symbol on NYSE sessions whose next-session volatility follows the signal: found against
     abs-return, with no hit rate or strategy; against the return, nothing."""
@@ -315,6 +318,7 @@ def test_single_mode_judges_the_absolute_return(tmp_path: Path) -> None:
     assert aligned["next_return"].to_list()[:3] == pytest.approx(np.abs(close[1:4] / close[:3] - 1))
 
 
+@pytest.mark.slow
 def test_attention_that_leads_volatility_is_found_against_abs_return_and_not_against_return() -> None:
     """Post counts whose abnormal level at t sets the volatility of session t+1's return: the
     attention column, computed from each symbol's previous sessions by the signals stage's

@@ -182,6 +182,7 @@ def _write(tmp_path: Path, panel: dict[str, pl.DataFrame], signals: pl.DataFrame
     return evaluate_signal_panel(signals, panel, "prices", str(tmp_path / "out"), settings)
 
 
+@pytest.mark.slow
 def test_report_embeds_the_tear_sheet_charts_and_the_json_has_its_figures(tmp_path: Path) -> None:
     settings = _settings()
     panel, signals = planted_panel(seed=19, lead=2, strength=0.4, n_symbols=12, n_sessions=80)
@@ -198,6 +199,7 @@ def test_report_embeds_the_tear_sheet_charts_and_the_json_has_its_figures(tmp_pa
     assert written["spread_portfolio"]["sessions"] > 0 and len(written["ic_decay"]) == 11
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [{}, {"quantiles": 2, "min_symbols": 3}])
 def test_report_of_a_tiny_panel_does_not_fail(tmp_path: Path, options: dict) -> None:
     settings = _settings(**options)

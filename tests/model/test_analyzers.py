@@ -57,6 +57,7 @@ def test_token_budget_batches_cover_all_and_respect_budget() -> None:
     assert sorted(seen) == list(range(500))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny", "embedded"])
 def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tiny_roberta: Path) -> None:
     analyzer = build_analyzer(
@@ -80,6 +81,7 @@ def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tin
         assert max(len(ids) for ids in analyzer.encode(texts)) == 128
 
 
+@pytest.mark.slow
 def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> None:
     analyzer = build_analyzer(
         AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", batch_tokens=64, max_batch_size=4)
@@ -145,6 +147,7 @@ def test_a_verified_encoder_is_not_hashed_again_until_it_changes(
     assert hashed == [copy, copy]
 
 
+@pytest.mark.slow
 def test_merged_weights_cache_gives_the_same_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
@@ -160,6 +163,7 @@ def test_merged_weights_cache_gives_the_same_model(tmp_path: Path, monkeypatch: 
     assert not any("lora" in name for name, _ in from_cache.named_modules())
 
 
+@pytest.mark.slow
 def test_workers_run_the_cached_weights_on_a_plain_torch_encoder_with_the_same_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +187,7 @@ def test_workers_run_the_cached_weights_on_a_plain_torch_encoder_with_the_same_o
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_warm_torch_worker_imports_only_what_its_engine_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,6 +238,7 @@ def test_embedded_model_floors_on_validation_slices() -> None:
         assert getattr(metrics, figure) >= floor, (name, figure, getattr(metrics, figure))
 
 
+@pytest.mark.slow
 def test_embedded_batching_matches_single_calls() -> None:
     analyzer = build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32"))
     texts = [

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tweet_signals.model import loader
-from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, choose_margin, top_two_margin
+from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, choose_margin, margin_path, top_two_margin
 from tweet_signals.model.engines.selection import ENGINES, engine_candidates
 from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
 from tweet_signals.stages.analyze import calibration_texts, choose_engine
@@ -34,6 +34,7 @@ def reference() -> np.ndarray:
     return build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32")).predict_proba(TEXTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", sorted(EMBEDDED_BOUNDS))
 def test_engine_fidelity_on_embedded_model(engine: str, reference: np.ndarray) -> None:
     probs = build_analyzer(AnalyzerConfig(model="embedded", engine=engine)).predict_proba(TEXTS)
@@ -44,6 +45,7 @@ def test_engine_fidelity_on_embedded_model(engine: str, reference: np.ndarray) -
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_runs_a_hugging_face_model(engine: str, tiny_roberta: Path) -> None:
     reference = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
@@ -53,6 +55,7 @@ def test_every_engine_runs_a_hugging_face_model(engine: str, tiny_roberta: Path)
     np.testing.assert_allclose(probs, reference, atol=tolerance)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor compiles C++: no C++ compiler here")
 def test_the_compiled_engine_is_built_once_and_runs_fused_kernels(
     tiny_roberta: Path, monkeypatch: pytest.MonkeyPatch
@@ -84,6 +87,7 @@ def test_the_compiled_engine_is_built_once_and_runs_fused_kernels(
         np.testing.assert_allclose(again.predict_proba(texts), fp32.predict_proba(texts), atol=0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None, reason="Inductor compiles C++: no C++ compiler here")
 def test_a_fresh_worker_runs_the_compiled_library_it_did_not_build(reference: np.ndarray) -> None:
     """Workers load a library another process compiled. Kernels that use AMX tiles fault in a
@@ -111,6 +115,7 @@ def test_a_fresh_worker_runs_the_compiled_library_it_did_not_build(reference: np
     assert float((np.array(json.loads(probs)).argmax(1) == reference.argmax(1)).mean()) >= 0.97
 
 
+@pytest.mark.slow
 def test_a_failed_compile_runs_eager_bf16_and_fails_the_fidelity_verdict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,6 +171,7 @@ def test_auto_picks_only_an_engine_that_agrees(tmp_path: Path, monkeypatch: pyte
     assert choose_engine(AnalyzerConfig(model="embedded", device="cpu")).engine == "torch-fp32"
 
 
+@pytest.mark.slow
 def test_features_computed_between_asynchronous_batches_equal_features_computed_after(tiny_roberta: Path) -> None:
     """On a GPU the host computes features while batches run and tokenises the next block while
     this one runs; the rows must not change."""
@@ -210,6 +216,7 @@ def test_features_computed_between_asynchronous_batches_equal_features_computed_
     assert_frame_equal(blockwise, after, check_exact=False, abs_tol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny", "embedded"])
 def test_onnx_workers_tokenise_like_transformers_without_importing_torch(model: str, tiny_roberta: Path) -> None:
     """ONNX workers read tokenizer.json directly (transformers' tokenizers import torch): the
@@ -257,7 +264,10 @@ def test_auto_picks_the_fastest_passing_engine_from_recorded_verdicts(tiny_rober
         agreement, diff, speed = recorded[engine]
         verdict = {"label_agreement": agreement, "max_prob_diff": diff, "texts_per_s": speed, "n": 96}
         (cache / f"fidelity-{engine}-cpu.json").write_text(json.dumps(verdict))
-    assert loader.resolve_engine(config, lambda: pytest.fail("verdicts are cached")).engine == CASCADE
+    # The cascade's margin is calibrated once too: with it recorded, nothing is measured again.
+    margin_path(cache, "cpu").write_text(json.dumps({"margin": 0.25}))
+    chosen = loader.resolve_engine(config, lambda: pytest.fail("verdicts are cached"))
+    assert chosen.engine == CASCADE and chosen.cascade_margin == 0.25
 
 
 def test_choose_margin_meets_both_targets_with_the_fewest_rows_rescored() -> None:

@@ -89,6 +89,7 @@ def test_semeval_rows_that_are_tweeteval_validation_tweets_are_removed() -> None
     assert not any(overlap_key(t) in keys for t in kept.texts)
 
 
+@pytest.mark.slow
 def test_prepared_data_keeps_every_validation_text_out_of_training() -> None:
     data = prepare_data(SHARED_DATA, TrainConfig())
     held = {overlap_key(t) for v in data.validation for t in v.texts}

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tweet_signals.params import SignalsParams
 from tweet_signals.stages.collect import collect_session
@@ -38,6 +39,7 @@ def test_a_post_dated_years_ahead_is_quarantined_as_future_timestamp(tmp_path: P
     assert "2031-01-07" in quarantine["detail"][0] and json.loads(quarantine["record"][0])["id"] == "103"
 
 
+@pytest.mark.slow
 def test_a_synthetic_day_is_the_same_from_any_number_of_processes(tmp_path: Path) -> None:
     """Shards are generated in parallel and written in order: the file holds the same posts as
     one process writes, shard after shard, and as the generator yields them."""

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,6 +65,7 @@ def test_vectorised_near_duplicate_key_equals_the_python_rule(text: str) -> None
     assert pl.select(near_duplicate_key(pl.lit(text))).item() == normalise_text(text)
 
 
+@pytest.mark.slow
 def test_dedupe_file_streams_the_same_survivors_as_dedupe_posts(tmp_path: Path, monkeypatch) -> None:
     from tweet_signals.sources.schema import NormaliseStats, normalise_record, posts_frame
     from tweet_signals.sources.synthetic import generate_posts

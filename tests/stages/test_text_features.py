@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,6 +59,7 @@ def test_engagement_weight_is_log_scaled() -> None:
     assert engagement_weight(100_000, 0, 0, 0) < 13  # a viral post weighs ~12 quiet ones, not 100k
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), min_size=1, max_size=20))
 def test_vectorised_features_equal_the_python_rules(texts: list[str]) -> None:

@@ -70,9 +70,9 @@ from tweet_signals.evaluation.targets import (
     label,
     target_columns,
 )
-from tweet_signals.sources.compressed import compression, file_format, open_binary
 from tweet_signals.stages.signals import HISTORY_COLUMNS as SIGNAL_HISTORY_COLUMNS
 from tweet_signals.stages.signals import with_history
+from tweet_signals.storage.compressed import compression, file_format, open_binary
 
 MIN_SYMBOLS = 5  # fewer symbols in a session: no cross-sectional figure for it
 THRESHOLD_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # z-score thresholds the in-sample fit chooses from

@@ -37,7 +37,7 @@ import polars as pl
 from scipy import stats
 
 from tweet_signals.evaluation.targets import finished, is_return, label, missing_columns_message, target_columns
-from tweet_signals.sources.compressed import read_bytes
+from tweet_signals.storage.compressed import read_bytes
 
 MIN_SESSIONS = 20
 LAGS = range(-5, 6)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tweet_signals.model.base import LABELS, normalise_label
-from tweet_signals.sources.compressed import read_bytes
+from tweet_signals.storage.compressed import read_bytes
 
 
 @dataclass(frozen=True)

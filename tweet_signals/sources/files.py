@@ -17,7 +17,6 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from tweet_signals.sources.compressed import compression, file_format, is_damaged_stream, open_binary
 from tweet_signals.sources.schema import (
     NormaliseStats,
     Quarantined,
@@ -26,6 +25,7 @@ from tweet_signals.sources.schema import (
     quarantine_frame,
     quarantine_row,
 )
+from tweet_signals.storage.compressed import compression, file_format, is_damaged_stream, open_binary
 
 RawRecord = tuple[str, dict[str, Any]]
 
