@@ -2,12 +2,15 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# torch's version comes from pyproject.toml, its one pin.
+TORCH := $(shell sed -n 's/^ *"\(torch==[^"]*\)",*$$/\1/p' pyproject.toml)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and pinned: on CPU-only machines install the CPU build (see README, "GPU").
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	# torch first, at pyproject's pin: a torch already in the venv at that version (a CUDA build a GPU
+	# user installed, see README) is kept; otherwise the index's build is installed.
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

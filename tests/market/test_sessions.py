@@ -1,4 +1,4 @@
-"""tests/market/test_sessions.py"""
+"""Session windows: a post after the close, on a weekend or a holiday belongs to the next trading session."""
 
 from __future__ import annotations
 

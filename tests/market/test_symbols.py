@@ -1,4 +1,4 @@
-"""tests/market/test_symbols.py"""
+"""Symbol extraction: hashtags, cashtags and index words map to NSE/BSE symbols."""
 
 from __future__ import annotations
 

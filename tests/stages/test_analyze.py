@@ -1,4 +1,4 @@
-"""tests/stages/test_analyze.py"""
+"""The analyze stage's chunk plan: every clean row in exactly one chunk."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""tests/stages/test_dedupe.py"""
+"""Dedupe: ids, retweets and near-duplicate texts collapse to their earliest original; the vectorised
+key equals the Python rule; the streaming file path keeps the same survivors."""
 
 from __future__ import annotations
 

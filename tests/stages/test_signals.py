@@ -1,4 +1,5 @@
-"""tests/stages/test_signals.py"""
+"""Signals: bit-reproducible, the same summed in slices as in one pass, the published formulas, and
+symbols without posts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tests/stages/test_text_features.py"""
+"""Text features: keyword boosts and log-scaled engagement weights, vectorised and equal to the plain Python rules."""
 
 from __future__ import annotations
 

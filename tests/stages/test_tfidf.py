@@ -1,4 +1,5 @@
-"""tests/stages/test_tfidf.py"""
+"""TF-IDF: the day's fit matches scikit-learn and round-trips through Parquet; fitting on a sample is
+exact for small days and bounded for large ones."""
 
 from __future__ import annotations
 

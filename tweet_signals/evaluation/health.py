@@ -167,7 +167,7 @@ def hit_rate(frame: pl.DataFrame, min_symbols: int) -> dict[str, Any]:
         (pl.col("fwd_1") - pl.col("fwd_1").mean().over("session")).sign().alias("r"),
     ).filter((pl.col("s") != 0) & (pl.col("r") != 0))
     sessions = signs["session"].unique().sort()
-    recent = signs.filter(pl.col("session").is_in(sessions.tail(ROLLING_SESSIONS)))
+    recent = signs.filter(pl.col("session").is_in(sessions.tail(ROLLING_SESSIONS).to_list()))
 
     def share(part: pl.DataFrame) -> float | None:
         return float((part["s"] == part["r"]).mean()) if part.height else None  # type: ignore[arg-type]

@@ -20,8 +20,8 @@ import polars as pl
 from tweet_signals.market.lexicon import BEARISH_TERMS, BULLISH_TERMS, KEYWORD_TOKEN_PATTERN, keyword_boost
 
 _LEXICON_EMOJI = "[🚀📈📉]"
-_BULLISH = pl.Series(sorted(BULLISH_TERMS), dtype=pl.String)
-_BEARISH = pl.Series(sorted(BEARISH_TERMS), dtype=pl.String)
+_BULLISH = sorted(BULLISH_TERMS)
+_BEARISH = sorted(BEARISH_TERMS)
 
 
 def engagement_weight(likes: int, retweets: int, replies: int, quotes: int) -> float:
