@@ -26,9 +26,17 @@ def retry_if_transient(task: object, task_run: object, state: State) -> bool:
     return False
 
 
+def prefect_secret(name: str) -> str:
+    """The value of the Prefect Secret block ``name`` (the X token's store in deployments)."""
+    from prefect.blocks.system import Secret
+
+    secret = Secret.load(name)  # sync call in a sync context
+    return str(secret.get())  # type: ignore[union-attr]
+
+
 @task(name="collect", retries=3, retry_delay_seconds=[2, 10, 60], retry_condition_fn=retry_if_transient)
 def collect(params: SignalsParams, run_date: date) -> CollectResult:
-    result = collect_session(params, run_date)
+    result = collect_session(params, run_date, load_secret=prefect_secret)
     if result.status == "collected" and result.quarantined:
         get_run_logger().warning("%d record(s) quarantined for %s", result.quarantined, run_date)
     return result

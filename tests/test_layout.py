@@ -95,6 +95,24 @@ def test_imports_point_down_the_stack() -> None:
     assert not upward, "imports that do not point down the stack:\n" + "\n".join(sorted(upward))
 
 
+# The library below the orchestration layers runs without Prefect (api.py, notebooks, Dask
+# workers): only the modules that start or talk to a Prefect server may import it.
+PREFECT_USERS = ("tweet_signals.prefect_local", "tweet_signals.cli", "tweet_signals.bench")
+
+
+def test_the_library_imports_no_prefect() -> None:
+    users = []
+    for module, path in modules().items():
+        if not module.startswith("tweet_signals") or module.startswith(PREFECT_USERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            users += [f"{module} imports {n}" for n in names if n == "prefect" or n.startswith("prefect.")]
+    assert not users, "\n".join(users)
+
+
 def test_no_import_cycles() -> None:
     edges = graph()
     state: dict[str, int] = {}  # 1: on the current path, 2: done

@@ -131,10 +131,14 @@ def test_bad_token_fails_clearly_without_leaking(
 def test_token_from_a_prefect_secret_block(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.blocks.system import Secret
 
+    from tasks.collect import prefect_secret
     from tweet_signals.sources.x_api import XApiError, resolve_token
 
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
     Secret(value=TOKEN).save("x-bearer-token", overwrite=True)
-    assert resolve_token("x-bearer-token") == TOKEN
+    assert resolve_token("x-bearer-token", prefect_secret) == TOKEN
     with pytest.raises(XApiError, match="X_BEARER_TOKEN"):
-        resolve_token(None)
+        resolve_token(None, prefect_secret)
+    # Without the flow's secret store, a named secret is a clear error, not an import of Prefect.
+    with pytest.raises(XApiError, match="no secret store"):
+        resolve_token("x-bearer-token")

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,13 +93,17 @@ def search_terms(aliases: dict[str, str]) -> list[str]:
     return sorted({a if " " not in a else f'"{a}"' for a in aliases if a.startswith(("#", "$"))})
 
 
-def resolve_token(secret_block: str | None = None) -> str:
-    """The bearer token from a Prefect Secret block (when named) or ``X_BEARER_TOKEN``."""
+def resolve_token(secret_block: str | None = None, load_secret: Callable[[str], str] | None = None) -> str:
+    """The bearer token from a named secret (``load_secret``: the orchestrator's secret store, a
+    Prefect Secret block in the flow) or ``X_BEARER_TOKEN``. This layer knows no orchestrator:
+    whoever names a secret block passes the loader that reads it."""
     if secret_block:
-        from prefect.blocks.system import Secret
-
-        secret = Secret.load(secret_block)  # sync call in a sync context
-        return str(secret.get())  # type: ignore[union-attr]
+        if load_secret is None:
+            raise XApiError(
+                f"the X token is in the secret {secret_block!r}, but no secret store was given: "
+                "run through the flow (Prefect Secret blocks) or set X_BEARER_TOKEN"
+            )
+        return load_secret(secret_block)
     token = os.environ.get("X_BEARER_TOKEN", "")
     if not token:
         raise XApiError("no X API token: set X_BEARER_TOKEN or name a Prefect Secret block (x_token_secret)")

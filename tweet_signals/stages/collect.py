@@ -74,7 +74,9 @@ def x_pages_dir(params: SignalsParams, run_date: date) -> Path:
     return cache / "x-pages" / root_key / f"date={run_date.isoformat()}"
 
 
-def fetch_x(params: SignalsParams, run_date: date) -> FetchReport:
+def fetch_x(
+    params: SignalsParams, run_date: date, load_secret: Callable[[str], str] | None = None
+) -> FetchReport:
     """Fetch the session window from the X API into ``x_pages_dir`` (resuming)."""
     settings = XApiSettings(
         base_url=params.x_base_url or os.environ.get("TWEET_SIGNALS_X_BASE_URL") or DEFAULT_BASE_URL,
@@ -85,7 +87,7 @@ def fetch_x(params: SignalsParams, run_date: date) -> FetchReport:
     query = build_query(search_terms(params.aliases()), params.queries)
     start, end = session_window(run_date, params.exchange)
     pages = x_pages_dir(params, run_date)
-    return fetch_window(resolve_token(params.x_token_secret), query, start, end, pages, settings)
+    return fetch_window(resolve_token(params.x_token_secret, load_secret), query, start, end, pages, settings)
 
 
 def stream_source(
@@ -212,7 +214,9 @@ def split_window(posts: pl.DataFrame, run_date: date, exchange: str) -> tuple[pl
     return inside, posts.height - inside.height
 
 
-def collect_session(params: SignalsParams, run_date: date) -> CollectResult:
+def collect_session(
+    params: SignalsParams, run_date: date, load_secret: Callable[[str], str] | None = None
+) -> CollectResult:
     """The session's raw posts: reused when present (unless forced), else collected from the source."""
     storage = Storage.at(params.data_root)
     path = storage.raw(run_date)
@@ -221,7 +225,7 @@ def collect_session(params: SignalsParams, run_date: date) -> CollectResult:
         return CollectResult(str(path), "reused", **meta["counts"])
     if params.source == "synthetic":
         return CollectResult(str(path), "collected", **write_synthetic(params, run_date, path))  # type: ignore[arg-type]
-    fetched = fetch_x(params, run_date).as_dict() if params.source == "x" else None
+    fetched = fetch_x(params, run_date, load_secret).as_dict() if params.source == "x" else None
     with ParquetStreamWriter(path, empty_posts().to_arrow().schema) as writer:
         session = SessionRows(writer, run_date, params.exchange, collected_at=datetime.now(UTC))
         unreadable, records_in, repairs = stream_source(params, run_date, session)
