@@ -7,8 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
-import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,16 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-from flows.chunks import ChunkPool, run_chunks
+from flows.chunks import ChunkPool, ChunkRun, run_chunks
 from flows.parameters import effective_params
 from flows.progress import say
+from flows.run_record import StageClock, analyze_summary, chunk_entries, complete_outputs, started_pids
 from tasks.analyze import start_worker_task
-from tasks.collect import collect
-from tasks.dedupe import dedupe
+from tasks.collect import collect_task
+from tasks.dedupe import dedupe_task
 from tasks.evaluate import evaluate_task
-from tasks.signals import build_signals
-from tasks.tfidf import fit_tfidf
+from tasks.signals import signals_task
+from tasks.tfidf import tfidf_task
 from tweet_signals.evaluation.history import stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.market.sessions import calendar, is_session
@@ -43,12 +43,12 @@ from tweet_signals.stages.analyze import (
     peak_rss_mb,
     plan_chunks,
 )
+from tweet_signals.stages.dedupe import DedupeResult
 from tweet_signals.stages.summary import root_tag, signals_rows, summary_markdown, write_chart
+from tweet_signals.stages.tfidf import TfidfResult
 from tweet_signals.storage import (
     AnyPath,
     Storage,
-    location,
-    output_record,
     read_json,
     write_json_atomic,
 )
@@ -142,7 +142,6 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
 def _process_session(
     params: SignalsParams, run_date: date, storage: Storage, lease: SessionLease
 ) -> dict[str, Any] | State:
-    timings: dict[str, float] = {}
     previous = read_json(storage.manifest(run_date)) or {}
     manifest: dict[str, Any] = {
         "run_date": str(run_date),
@@ -190,7 +189,27 @@ def _process_session(
         # Workers say which chunk they hold, so a dead one can be named (pool workers only: Dask
         # reschedules a lost worker's tasks itself, and its workers may not see this disk).
         claims = "" if dask else _claims_dir(stack, storage, run_date)
-        return _run_stages(params, run_date, storage, manifest, timings, workers, analyzer, pool, started, claims)
+        run = SessionRun(params, run_date, storage, manifest, workers, analyzer, pool, started, claims)
+        return _run_stages(run)
+
+
+@dataclass
+class SessionRun:
+    """One session's run as the stages see it: what to do, where, and the pool that analyzes."""
+
+    params: SignalsParams
+    run_date: date
+    storage: Storage
+    manifest: dict[str, Any]
+    workers: int
+    analyzer: AnalyzerConfig
+    pool: ChunkPool
+    started: list[Any]  # futures of the workers started early
+    claims: str  # folder where workers name the chunk they hold ("" under Dask)
+    clock: StageClock = field(default_factory=StageClock)
+
+    def write_manifest(self) -> None:
+        write_json_atomic(self.manifest, self.storage.manifest(self.run_date))
 
 
 def _claims_dir(stack: contextlib.ExitStack, storage: Storage, run_date: date) -> str:
@@ -202,128 +221,81 @@ def _claims_dir(stack: contextlib.ExitStack, storage: Storage, run_date: date) -
     return str(folder)
 
 
-def _run_stages(
-    params: SignalsParams,
-    run_date: date,
-    storage: Storage,
-    manifest: dict[str, Any],
-    timings: dict[str, float],
-    workers: int,
-    analyzer: AnalyzerConfig,
-    pool: ChunkPool,
-    started: list[Any],
-    claims: str,
-) -> dict[str, Any] | State:
-    t0 = time.perf_counter()
-    collected = collect(params, run_date)
-    timings["collect"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    clean = dedupe(params, run_date)
-    timings["dedupe"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    tfidf = fit_tfidf(params, run_date, clean.digest)
-    timings["tfidf"] = time.perf_counter() - t0
+def _run_stages(run: SessionRun) -> dict[str, Any] | State:
+    """The five stages, each reusing what an earlier run finished; the manifest says what ran."""
+    params, run_date, clock = run.params, run.run_date, run.clock
+    with clock("collect"):
+        collected = collect_task(params, run_date)
+    with clock("dedupe"):
+        clean = dedupe_task(params, run_date)
+    with clock("tfidf"):
+        tfidf = tfidf_task(params, run_date, clean.digest)
+    with clock("analyze"):
+        chunk_paths, config_key, chunk_run = _analyze(run, clean, tfidf)
+    run.manifest.update(
+        collect=collected.as_dict(),
+        dedupe=clean.as_dict(),
+        tfidf=tfidf.as_dict(),
+        analyze=analyze_summary(
+            chunk_run,
+            len(chunk_paths),
+            config_key,
+            run.workers,
+            run.analyzer,
+            started_pids(run.started),
+            run.pool,
+            clock.seconds["analyze"],
+        ),
+        chunks=chunk_entries(chunk_run),
+        timings=clock.rounded(),
+    )
+    if chunk_run.failures:
+        run.manifest["status"] = "failed"
+        run.write_manifest()
+        publish_artifacts(run.manifest, None)
+        named = "; ".join(f"chunk {c}: {e}" for c, e in sorted(chunk_run.failures.items()))
+        return Failed(
+            message=f"analyze failed for chunk(s) {sorted(chunk_run.failures)} of {run_date} ({named}); "
+            "rerun to retry them"
+        )
+    with clock("signals"):
+        signals = signals_task(params, run_date, clean.path, chunk_paths, config_key)
+    chart = write_chart(run.storage, run_date)
+    if params.prices:
+        run.manifest["evaluation"] = evaluate_history(params, run_date, run.storage)
+    run.manifest.update(
+        signals={**signals.as_dict(), "chart": str(chart) if chart else None},
+        outputs=complete_outputs(collected, clean, tfidf, chunk_run, signals),
+        status="complete",
+        timings=clock.rounded(),
+        coordinator_peak_rss_mb=peak_rss_mb(),  # this process: the flow, never the chunk workers
+    )
+    run.write_manifest()
+    publish_artifacts(run.manifest, chart)
+    return run.manifest
 
+
+def _analyze(run: SessionRun, clean: DedupeResult, tfidf: TfidfResult) -> tuple[list[str], str, ChunkRun]:
+    """Score the clean posts in chunks on the pool: (chunk paths, the chunks' cache key, results)."""
+    params, run_date, storage = run.params, run.run_date, run.storage
     scoring = ScoringConfig(params.keyword_boost_weight, params.include_engagement)
-    config_key = chunk_key(analyzer, scoring, clean.digest, tfidf.digest)
-    clean_path = storage.clean(run_date)
+    config_key = chunk_key(run.analyzer, scoring, clean.digest, tfidf.digest)
     descs = plan_chunks(
         run_date=str(run_date),
-        clean_path=str(clean_path),
+        clean_path=clean.path,
         n_rows=clean.posts_out,
         chunk_size=params.chunk_size,
         tfidf_dir=tfidf.dir,
         tfidf_digest=tfidf.digest,
         output_path=lambda i: str(storage.analyzed_chunk(run_date, config_key, i)),
         config_key=config_key,
-        analyzer=analyzer,
+        analyzer=run.analyzer,
         scoring=scoring,
-        claim_dir=claims,
+        claim_dir=run.claims,
     )
-    t0 = time.perf_counter()
     progress_key = f"analyze-progress-{run_date}-{root_tag(params.data_root)}"
-    chunk_run = run_chunks(descs, pool, params.chunk_retries, progress_key)
-    results, failures = chunk_run.results, chunk_run.failures
-    timings["analyze"] = time.perf_counter() - t0
-    computed = [r for r in results if r["status"] == "computed"]
-    analyze_summary = {
-        "config_key": config_key,
-        "workers": workers,
-        "engine": analyzer.engine,
-        "chunks": len(descs),
-        "computed": len(computed),
-        "reused": len(results) - len(computed),
-        "failed": sorted(failures),
-        "rows": sum(int(r["rows"]) for r in results),
-        # Processes started (model loaded) while collect, dedupe and TF-IDF ran; none for Dask
-        # or for a day that had completed before.
-        "worker_pids": _started_pids(started),
-        # Workers that died (pid, signal or exit code, the chunk they held); their unfinished
-        # chunks went to a rebuilt pool.
-        "worker_deaths": chunk_run.deaths_as_dicts(),
-        "pool_rebuilds": pool.rebuilds,
-        "tweets_per_s": round(sum(int(r["rows"]) for r in computed) / timings["analyze"], 1) if computed else None,
-        # The int8 cascade: share of each computed chunk's rows that int8 was unsure of and fp32
-        # re-scored (the rows are in each chunk's entry under "chunks").
-        "rescored_share": {
-            str(r["chunk"]): round(int(r["rescored_rows"]) / max(1, int(r["rows"])), 4)
-            for r in computed
-            if r.get("rescored_rows") is not None
-        }
-        or None,
-    }
-    manifest.update(
-        collect=collected.as_dict(),
-        dedupe=clean.as_dict(),
-        tfidf=tfidf.as_dict(),
-        analyze=analyze_summary,
-        chunks=sorted(results, key=lambda r: r["chunk"])
-        + [{"chunk": c, "status": "failed", "error": e} for c, e in sorted(failures.items())],
-        timings={k: round(v, 3) for k, v in timings.items()},
-    )
-    if failures:
-        manifest["status"] = "failed"
-        write_json_atomic(manifest, storage.manifest(run_date))
-        publish_artifacts(manifest, None)
-        named = "; ".join(f"chunk {c}: {e}" for c, e in sorted(failures.items()))
-        return Failed(
-            message=f"analyze failed for chunk(s) {sorted(failures)} of {run_date} ({named}); rerun to retry them"
-        )
-
-    t0 = time.perf_counter()
-    signals = build_signals(params, run_date, str(clean_path), [d.output_path for d in descs], config_key)
-    timings["signals"] = time.perf_counter() - t0
-    chart = write_chart(storage, run_date)
-    if params.prices:
-        manifest["evaluation"] = evaluate_history(params, run_date, storage)
-    manifest.update(
-        signals={**signals.as_dict(), "chart": str(chart) if chart else None},
-        # What "complete" rests on: a later run or backfill re-checks these before trusting it.
-        outputs=[
-            output_record(collected.path),
-            output_record(clean.path),
-            output_record(location(tfidf.dir) / "vocabulary.parquet"),
-            *(output_record(r["output_path"], int(r["rows"])) for r in results),
-            output_record(signals.path),
-        ],
-        status="complete",
-        timings={k: round(v, 3) for k, v in timings.items()},
-        coordinator_peak_rss_mb=peak_rss_mb(),  # this process: the flow, never the chunk workers
-    )
-    write_json_atomic(manifest, storage.manifest(run_date))
-    publish_artifacts(manifest, chart)
-    return manifest
-
-
-def _started_pids(started: list[Any]) -> list[int]:
-    """Pids of the workers started early (a pool rebuilt since may have lost some)."""
-    pids = set()
-    for future in started:
-        try:
-            pids.add(int(future.result()))
-        except Exception:  # its pool broke: the worker is gone
-            continue
-    return sorted(pids)
+    chunk_run = run_chunks(descs, run.pool, params.chunk_retries, progress_key)
+    return [d.output_path for d in descs], config_key, chunk_run
 
 
 def evaluate_history(params: SignalsParams, run_date: date, storage: Storage) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def prefect_secret(name: str) -> str:
 
 
 @task(name="collect", retries=3, retry_delay_seconds=[2, 10, 60], retry_condition_fn=retry_if_transient)
-def collect(params: SignalsParams, run_date: date) -> CollectResult:
+def collect_task(params: SignalsParams, run_date: date) -> CollectResult:
     result = collect_session(params, run_date, load_secret=prefect_secret)
     if result.status == "collected" and result.quarantined:
         get_run_logger().warning("%d record(s) quarantined for %s", result.quarantined, run_date)

@@ -11,5 +11,5 @@ from tweet_signals.stages.dedupe import DedupeResult, dedupe_session
 
 
 @task(name="dedupe")
-def dedupe(params: SignalsParams, run_date: date) -> DedupeResult:
+def dedupe_task(params: SignalsParams, run_date: date) -> DedupeResult:
     return dedupe_session(params, run_date)

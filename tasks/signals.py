@@ -11,7 +11,7 @@ from tweet_signals.stages.signals import SignalsResult, signals_session
 
 
 @task(name="signals")
-def build_signals(
+def signals_task(
     params: SignalsParams, run_date: date, clean_path: str, chunk_paths: list[str], key: str
 ) -> SignalsResult:
     return signals_session(params, run_date, clean_path, chunk_paths, key)

@@ -7,9 +7,9 @@ from datetime import date
 from prefect import task
 
 from tweet_signals.params import SignalsParams
-from tweet_signals.stages.tfidf import TfidfResult, fit_session_tfidf
+from tweet_signals.stages.tfidf import TfidfResult, tfidf_session
 
 
 @task(name="fit-tfidf")
-def fit_tfidf(params: SignalsParams, run_date: date, clean_digest: str) -> TfidfResult:
-    return fit_session_tfidf(params, run_date, clean_digest)
+def tfidf_task(params: SignalsParams, run_date: date, clean_digest: str) -> TfidfResult:
+    return tfidf_session(params, run_date, clean_digest)

@@ -31,7 +31,7 @@ from tweet_signals.model.loader import (
 )
 from tweet_signals.stages.analyze import ChunkResult, ScoringConfig, analyze_chunk, choose_engine, plan_chunks
 from tweet_signals.stages.signals import SignalThresholds, compute_signals
-from tweet_signals.stages.tfidf import fit_sample, fit_tfidf, save_tfidf
+from tweet_signals.stages.tfidf import fit_sample, fit_tfidf_model, save_tfidf
 from tweet_signals.storage import file_digest, write_parquet_atomic
 
 
@@ -89,7 +89,7 @@ def analyze_posts_with_stats(
             frame.select("id", "text", "like_count", "retweet_count", "reply_count", "quote_count"),
             root / "posts.parquet",
         )
-        tfidf, top = fit_tfidf(fit_sample(clean)[0])  # as the flow fits a day: sampled above 200k posts
+        tfidf, top = fit_tfidf_model(fit_sample(clean)[0])  # as the flow fits a day: sampled above 200k posts
         save_tfidf(tfidf, top, root / "tfidf", {})
         descs = plan_chunks(
             run_date="api",

@@ -179,7 +179,7 @@ def test_features_computed_between_asynchronous_batches_equal_features_computed_
     from polars.testing import assert_frame_equal
 
     from tweet_signals.stages.analyze import ScoringConfig, analyze_frame, encoded_blocks
-    from tweet_signals.stages.tfidf import fit_tfidf
+    from tweet_signals.stages.tfidf import fit_tfidf_model
 
     texts = [f"$RELIANCE {'breakout ' * (i % 5)}{'crash ' * (i % 3)}post {i} #nifty" for i in range(300)]
     posts = pl.DataFrame(
@@ -189,7 +189,7 @@ def test_features_computed_between_asynchronous_batches_equal_features_computed_
             **{c: list(range(300)) for c in ("like_count", "retweet_count", "reply_count", "quote_count")},
         }
     )
-    tfidf, _ = fit_tfidf(texts)
+    tfidf, _ = fit_tfidf_model(texts)
     analyzer = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", max_batch_size=8))
     after = analyze_frame(posts, analyzer, tfidf, ScoringConfig())
     analyzer.logits_fn.asynchronous = True  # type: ignore[attr-defined]  # as a CUDA TorchLogits says

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tweet_signals.stages.text_features import engagement_weight
-from tweet_signals.stages.tfidf import fit_tfidf
+from tweet_signals.stages.tfidf import fit_tfidf_model
 
 _PIECES = [
     *"aZ 9_'#$@.,!-\t\n",
@@ -69,7 +69,7 @@ def test_vectorised_features_equal_the_python_rules(texts: list[str]) -> None:
     from tweet_signals.stages.text_features import engagement_weights, keyword_boosts
     from tweet_signals.stages.tfidf import market_relevances
 
-    model, _ = fit_tfidf([*_FEATURE_CORPUS, *texts[:5]], symbols=["NIFTY", "TCS"])
+    model, _ = fit_tfidf_model([*_FEATURE_CORPUS, *texts[:5]], symbols=["NIFTY", "TCS"])
     np.testing.assert_allclose(keyword_boosts(texts), [keyword_boost(t) for t in texts], rtol=0, atol=1e-12)
     np.testing.assert_allclose(
         market_relevances(model, texts), model.market_relevance_reference(texts), rtol=1e-12, atol=1e-12

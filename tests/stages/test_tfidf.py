@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from tweet_signals.stages.tfidf import TOKEN_PATTERN, fit_tfidf
+from tweet_signals.stages.tfidf import TOKEN_PATTERN, fit_tfidf_model
 
 
 def test_tfidf_matches_scikit_learn_and_round_trips(tmp_path) -> None:
     texts = ["nifty rally buy calls", "sensex crash sell", "nifty flat market", "bank nifty bullish breakout"]
-    model, top = fit_tfidf(texts, ["NIFTY"])
+    model, top = fit_tfidf_model(texts, ["NIFTY"])
     reference = TfidfVectorizer(token_pattern=TOKEN_PATTERN, sublinear_tf=True).fit(texts)
     np.testing.assert_allclose(model.transform(texts).toarray(), reference.transform(texts).toarray(), atol=1e-12)
     assert top["term"][0] == "nifty"

@@ -19,12 +19,12 @@ def feature_rates(
 
     from tweet_signals.market.lexicon import keyword_boost
     from tweet_signals.stages.text_features import engagement_weight, engagement_weights, keyword_boosts
-    from tweet_signals.stages.tfidf import fit_tfidf, market_relevances
+    from tweet_signals.stages.tfidf import fit_tfidf_model, market_relevances
 
     texts = list(texts)
     rng = np.random.default_rng(0)
     counts = [pl.Series(rng.integers(0, 500, len(texts))) for _ in range(4)]
-    model, _ = fit_tfidf(texts, ["NIFTY", "SENSEX", "BANKNIFTY"])
+    model, _ = fit_tfidf_model(texts, ["NIFTY", "SENSEX", "BANKNIFTY"])
 
     def python_rules(part: slice) -> None:
         [keyword_boost(t) for t in texts[part]]

@@ -102,7 +102,7 @@ def fit_sample(clean_path: AnyPath, max_docs: int = MAX_FIT_DOCS) -> tuple[list[
     return scan.select("text").collect()["text"].to_list(), total
 
 
-def fit_tfidf(texts: Sequence[str], symbols: Iterable[str] = ()) -> tuple[TfidfModel, pl.DataFrame]:
+def fit_tfidf_model(texts: Sequence[str], symbols: Iterable[str] = ()) -> tuple[TfidfModel, pl.DataFrame]:
     """Fit on the whole corpus; return the model and the day's top terms (by mean weight)."""
     min_df = 2 if len(texts) >= 1000 else 1
     vectorizer = TfidfVectorizer(
@@ -163,7 +163,7 @@ class TfidfResult:
         return asdict(self)
 
 
-def fit_session_tfidf(params: SignalsParams, run_date: date, clean_digest: str) -> TfidfResult:
+def tfidf_session(params: SignalsParams, run_date: date, clean_digest: str) -> TfidfResult:
     """Fit the session's TF-IDF once on its clean posts; reused while the clean file is unchanged."""
     storage = Storage.at(params.data_root)
     directory = storage.tfidf_dir(run_date)
@@ -174,7 +174,7 @@ def fit_session_tfidf(params: SignalsParams, run_date: date, clean_digest: str) 
     if existing is not None:
         return TfidfResult(str(directory), "reused", file_digest(vocab), int(existing["terms"]))
     texts, total = fit_sample(storage.clean(run_date))
-    model, top_terms = fit_tfidf(texts, params.symbols)
+    model, top_terms = fit_tfidf_model(texts, params.symbols)
     save_tfidf(
         model,
         top_terms,
