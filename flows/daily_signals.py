@@ -203,6 +203,7 @@ def _process_session(
 # What a model's first run on a machine spends choosing its engine (2-core CPU, embedded model:
 # ONNX export and int8 quantisation, the candidates checked against fp32 on calibration posts).
 FIRST_CHOICE_COST = "about 20-60 s"
+_NAMED_LOGS: set[Path] = set()
 
 
 def _choose_engine(config: AnalyzerConfig, storage: Storage) -> AnalyzerConfig:
@@ -215,7 +216,7 @@ def _choose_engine(config: AnalyzerConfig, storage: Storage) -> AnalyzerConfig:
     logger = get_run_logger()
     local_log = storage.log("engines")
     log_file = local_log if isinstance(local_log, Path) else config.model.cache_dir / "engines.log"
-    if unchecked_engines(config):
+    if unchecked_engines(config, deferring=True):
         say(logger, f"choosing the fastest engine for this CPU, once: {FIRST_CHOICE_COST}")
     deferred: list[tuple[AnalyzerConfig, str]] = []
     written: list[str] = []
@@ -230,7 +231,8 @@ def _choose_engine(config: AnalyzerConfig, storage: Storage) -> AnalyzerConfig:
     for on_device, candidate in deferred:
         if check_in_background(on_device, candidate, log_file):
             say(logger, f"engine {chosen.engine}; building {candidate} in the background for the next runs")
-    if written or deferred:
+    if (written or deferred) and log_file not in _NAMED_LOGS:  # named once per process (a backfill runs many days)
+        _NAMED_LOGS.add(log_file)
         say(logger, f"compiler and library output: {log_file}")
     return chosen
 

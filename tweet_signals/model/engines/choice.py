@@ -136,7 +136,8 @@ def check_engine(
     texts and judged on the second, so its verdict is not measured on what chose its margin."""
     reference = reference or ReferenceProbabilities(config)
     try:
-        build_engine_files(config, candidate)  # a failed build must fail the verdict, not run eager under its name
+        if candidate == COMPILED:  # a failed build must fail the verdict, not run eager under its name
+            build_engine_files(config, candidate)
         if candidate == CASCADE:
             half = len(texts) // 2
             calibration = calibrate_cascade(config, texts[:half], reference)
@@ -176,18 +177,22 @@ def record_verdict(
     return verdict
 
 
-def needs_build(config: AnalyzerConfig, candidate: str) -> bool:
-    """Whether checking ``candidate`` would first compile it (no library built here yet)."""
-    return candidate == COMPILED and not library_path(config.model.cache_dir, config.max_length).is_file()
+# Candidates whose check starts with a compiler run: deferred when the caller can build them elsewhere.
+DEFERRABLE = frozenset({COMPILED})
 
 
-def unchecked_engines(config: AnalyzerConfig) -> list[str]:
-    """The candidates ``engine=auto`` has no cached verdict for yet on this device: empty once
-    a model's first run here is done."""
+def unchecked_engines(config: AnalyzerConfig, deferring: bool = False) -> list[str]:
+    """The candidates ``engine=auto`` has no cached verdict for yet on this device (with
+    ``deferring``: those it would check now, not the ones it would defer): empty once a model's
+    first run here is done."""
     device = resolve_device(config.device)
     if config.engine != "auto":
         return []
-    return [c for c in engine_candidates(device) if c != REFERENCE and read_verdict(config, c, device) is None]
+    return [
+        c
+        for c in engine_candidates(device)
+        if c != REFERENCE and read_verdict(config, c, device) is None and not (deferring and c in DEFERRABLE)
+    ]
 
 
 def resolve_engine(
@@ -230,7 +235,9 @@ def resolve_engine(
         if candidate == REFERENCE:
             continue
         verdict = read_verdict(config, candidate, device)
-        if verdict is None and defer is not None and needs_build(on_device, candidate):
+        # Deferred until its verdict exists, even once its library is built: a run's days keep
+        # the engine its first day chose, and the speed is not measured against the run itself.
+        if verdict is None and defer is not None and candidate in DEFERRABLE:
             defer(on_device, candidate)
             continue
         if verdict is None:
