@@ -34,8 +34,11 @@ from tasks.tfidf import tfidf_task
 from tweet_signals.evaluation.history import stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.market.sessions import calendar, is_session
-from tweet_signals.model.loader import AnalyzerConfig, check_model_available, model_revision
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.engines.choice import build_engine_files, unchecked_engines
+from tweet_signals.model.reference import ModelRef, check_model_available, resolve_model
 from tweet_signals.params import SignalsParams, resolve_workers
+from tweet_signals.quiet import third_party_output_to
 from tweet_signals.stages.analyze import (
     ScoringConfig,
     choose_engine,
@@ -44,6 +47,7 @@ from tweet_signals.stages.analyze import (
     plan_chunks,
 )
 from tweet_signals.stages.dedupe import DedupeResult
+from tweet_signals.stages.engine_check import check_in_background
 from tweet_signals.stages.summary import root_tag, signals_rows, summary_markdown, write_chart
 from tweet_signals.stages.tfidf import TfidfResult
 from tweet_signals.storage import (
@@ -111,8 +115,10 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
         message = f"{run_date} is not a trading session on {params.exchange}: nothing to do"
         logger.info(message)
         return Completed(message=message, data={"run_date": str(run_date), "status": "skipped"})
-    # Fail before anything is written when the model cannot be loaded.
-    check_model_available(params.model)
+    # The model string is resolved here, once; every later step takes the reference. Fail
+    # before anything is written when the model cannot be loaded.
+    model = resolve_model(params.model)
+    check_model_available(model)
     storage = Storage.at(params.data_root)
     lease = SessionLease(storage.lease(run_date), Holder.this_process(str(flow_run.id or "") or None))
     try:
@@ -127,7 +133,7 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
     except SessionBusyError as exc:
         return Failed(message=f"{run_date} under {storage.root}: {exc}; not started (on_busy={params.on_busy})")
     try:
-        return _process_session(params, run_date, storage, lease)
+        return _process_session(params, model, run_date, storage, lease)
     except BaseException as exc:  # Ctrl-C and cancellation too
         # The manifest must never say "running" for a run that died: a backfill trusts it.
         manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
@@ -140,7 +146,7 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
 
 
 def _process_session(
-    params: SignalsParams, run_date: date, storage: Storage, lease: SessionLease
+    params: SignalsParams, model: ModelRef, run_date: date, storage: Storage, lease: SessionLease
 ) -> dict[str, Any] | State:
     previous = read_json(storage.manifest(run_date)) or {}
     manifest: dict[str, Any] = {
@@ -149,7 +155,7 @@ def _process_session(
         "run": asdict(lease.holder),
         "lease_wait_s": lease.waited_s,
         "params": params.model_dump(mode="json"),
-        "model": {"id": params.model, "revision": model_revision(params.model)},
+        "model": {"id": model.name, "revision": model.revision},
     }
     if previous.get("status") == "running":
         # We hold the lease, so the run that wrote "running" is not writing any more: it was killed.
@@ -167,15 +173,16 @@ def _process_session(
     write_json_atomic(manifest, storage.manifest(run_date))
 
     dask = params.task_runner == "dask"
-    workers = params.dask_workers if dask else resolve_workers(params.workers, params.model, params.device)
+    workers = params.dask_workers if dask else resolve_workers(params.workers, model, params.device)
     # "auto" is resolved here, once, so the chunk cache key names the engine that really ran.
-    analyzer = choose_engine(
+    analyzer = _choose_engine(
         AnalyzerConfig(
-            model=params.model,
+            model=model,
             device=params.device,
             engine=params.engine,
             threads=max(1, (os.cpu_count() or 1) // workers),
-        )
+        ),
+        storage,
     )
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ChunkPool(lambda: chunk_runner(params, workers)))
@@ -210,6 +217,43 @@ class SessionRun:
 
     def write_manifest(self) -> None:
         write_json_atomic(self.manifest, self.storage.manifest(self.run_date))
+
+
+# What a model's first run on a machine spends choosing its engine (embedded model, 69 s measured
+# on a shared 2-core CPU: ONNX export and int8 quantisation, the candidates checked against fp32).
+FIRST_CHOICE_COST = "about 30-90 s"
+_NAMED_LOGS: set[Path] = set()
+
+
+def _choose_engine(config: AnalyzerConfig, storage: Storage) -> AnalyzerConfig:
+    """``choose_engine`` (``auto`` resolved; the chosen engine's files built, so workers only
+    load them) with the output of compilers, quantizers and libraries kept off the console: it
+    goes to a log file under the data root (named in one line) and to the run log at debug level.
+
+    A model's first run here says that it chooses and what that costs; the compiled engine,
+    whose build is most of that cost, is built and checked in the background for later runs."""
+    logger = get_run_logger()
+    local_log = storage.log("engines")
+    log_file = local_log if isinstance(local_log, Path) else config.model.cache_dir / "engines.log"
+    if unchecked_engines(config, deferring=True):
+        say(logger, f"choosing the fastest engine for this CPU, once: {FIRST_CHOICE_COST}")
+    deferred: list[tuple[AnalyzerConfig, str]] = []
+    written: list[str] = []
+
+    def to_run_log(text: str) -> None:
+        written.append(text)
+        logger.debug("compiler and library output:\n%s", text)
+
+    with third_party_output_to(log_file, to_run_log):
+        chosen = choose_engine(config, defer=lambda on_device, candidate: deferred.append((on_device, candidate)))
+        build_engine_files(chosen, chosen.engine)
+    for on_device, candidate in deferred:
+        if check_in_background(on_device, candidate, log_file):
+            say(logger, f"engine {chosen.engine}; building {candidate} in the background for the next runs")
+    if (written or deferred) and log_file not in _NAMED_LOGS:  # named once per process (a backfill runs many days)
+        _NAMED_LOGS.add(log_file)
+        say(logger, f"compiler and library output: {log_file}")
+    return chosen
 
 
 def _claims_dir(stack: contextlib.ExitStack, storage: Storage, run_date: date) -> str:

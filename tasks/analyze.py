@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from tweet_signals.model.loader import AnalyzerConfig, start_worker
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.loader import start_worker
 from tweet_signals.stages.analyze import ChunkDescriptor, ChunkResult, analyze_chunk
 
 

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "tweet_signals.storage": 0,
     "tweet_signals.processes": -1,
     "tweet_signals.hashing": -1,
+    "tweet_signals.quiet": -1,
 }
 
 
@@ -154,3 +155,44 @@ def test_every_module_imports_alone() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         failed = [r for r in pool.map(load, names) if r[1] != 0]
     assert not failed, "\n\n".join(f"{m}:\n{err}" for m, _, err in failed)
+
+
+# What reading a ``--model`` string looks like: comparing it with "embedded", asking the file
+# system what a path built from it is, finding an adapter from it. Only ``resolve_model`` may;
+# everything else takes the ``ModelRef`` it returns. Not model strings: training's own output
+# folders, and the engine benchmark's row labels ("embedded", "roberta-base"), which name the
+# models it builds.
+MODEL_STRING_READER = "tweet_signals.model.reference"
+NOT_MODEL_STRINGS = {
+    "tweet_signals.model.training",
+    "tweet_signals.model.labelled_sets",
+    "tweet_signals.bench.engines",
+}
+
+
+def _reads_a_model_string(node: ast.AST) -> bool:
+    if isinstance(node, ast.Compare):
+        sides = [node.left, *node.comparators]
+        names = {s.id if isinstance(s, ast.Name) else s.attr if isinstance(s, ast.Attribute) else "" for s in sides}
+        embedded = any(isinstance(s, ast.Constant) and s.value == "embedded" for s in sides) or "EMBEDDED" in names
+        return embedded and any("model" in n.lower() for n in names)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Path" and node.args:
+        arg = node.args[0]
+        inner = arg.args[0] if isinstance(arg, ast.Call) and arg.args else arg
+        name = inner.id if isinstance(inner, ast.Name) else inner.attr if isinstance(inner, ast.Attribute) else ""
+        return name in {"model", "model_path"}
+    return False
+
+
+def test_the_model_string_is_resolved_in_one_place() -> None:
+    readers = sorted(
+        f"{name}:{node.lineno}"
+        for name, path in modules().items()
+        if name != MODEL_STRING_READER and name not in NOT_MODEL_STRINGS
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if _reads_a_model_string(node)
+    )
+    assert not readers, "model strings read outside resolve_model:\n" + "\n".join(readers)
+    # The walker itself: the resolver does read the string, and is found doing so.
+    reference = ast.parse(modules()[MODEL_STRING_READER].read_text(encoding="utf-8"))
+    assert any(_reads_a_model_string(node) for node in ast.walk(reference))

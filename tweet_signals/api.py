@@ -23,12 +23,9 @@ import polars as pl
 
 from tweet_signals.market.sessions import DEFAULT_EXCHANGE, session_for
 from tweet_signals.market.symbols import DEFAULT_SYMBOLS, alias_map, extract_symbols
-from tweet_signals.model.loader import (
-    DEFAULT_MODEL,
-    AnalyzerConfig,
-    check_model_available,
-    start_worker,
-)
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.loader import start_worker
+from tweet_signals.model.reference import DEFAULT_MODEL, ModelRef, check_model_available, resolve_model
 from tweet_signals.stages.analyze import ChunkResult, ScoringConfig, analyze_chunk, choose_engine, plan_chunks
 from tweet_signals.stages.signals import SignalThresholds, compute_signals
 from tweet_signals.stages.tfidf import fit_sample, fit_tfidf_model, save_tfidf
@@ -46,7 +43,7 @@ def analyze_posts(posts: pl.DataFrame, **options: Any) -> pl.DataFrame:
 def analyze_posts_with_stats(
     posts: pl.DataFrame,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | ModelRef = DEFAULT_MODEL,
     workers: int = 1,
     keyword_boost_weight: float = 0.2,
     include_engagement: bool = True,
@@ -65,6 +62,7 @@ def analyze_posts_with_stats(
     throughput at full speed, as a long-lived pool would give.
     """
     started = time.perf_counter()
+    model = resolve_model(model) if isinstance(model, str) else model
     check_model_available(model)
     frame = posts.with_columns(
         [
@@ -235,11 +233,11 @@ def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
     import json
 
     from tweet_signals.market.sessions import calendar
-    from tweet_signals.model.loader import model_revision
     from tweet_signals.sources.files import input_files, parse_column_map, read_posts
     from tweet_signals.storage import sha256_file
 
     path = source.path
+    model = resolve_model(source.model)
     if source.date_only not in ("quarantine", "next-session"):
         raise ValueError(f"--date-only {source.date_only!r}: use quarantine or next-session")
     cached: Path | None = None
@@ -251,7 +249,7 @@ def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
             "date_only": source.date_only,
             "exchange": source.exchange,
             "dedupe": "per-session",
-            "model": model_revision(source.model),
+            "model": model.revision,
         }
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
         cached = source.cache_dir / f"scored-{key}.parquet"
@@ -270,7 +268,7 @@ def scored_posts_from_file(source: PostsFile) -> pl.DataFrame:
         message = f"no usable posts in {path}: {read.quarantine.height} quarantined ({why})"
         raise ValueError(message + (f"; {advice}" if advice else ""))
     clean = dedupe_per_session(read.posts, source.exchange)
-    analyzed = analyze_posts(clean.drop("symbols"), model=source.model, workers=source.workers)
+    analyzed = analyze_posts(clean.drop("symbols"), model=model, workers=source.workers)
     if cached is not None:
         write_parquet_atomic(analyzed, cached)
     return analyzed

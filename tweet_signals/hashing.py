@@ -1,4 +1,4 @@
-"""File hashing with the standard library only: imported by model workers that must start fast
+"""File and configuration hashing with the standard library only: imported by model workers that must start fast
 (``tweet_signals.storage`` imports polars and pyarrow, a tenth of a second a worker never needs)."""
 
 from __future__ import annotations
@@ -18,3 +18,10 @@ def sha256_file(path: _Openable) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def config_digest(fields: dict[str, object]) -> str:
+    """A short, stable key of a configuration (JSON with sorted keys): names cache entries."""
+    import json
+
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]

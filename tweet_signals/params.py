@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tweet_signals.market.symbols import DEFAULT_SYMBOLS, alias_map, load_alias_file
-from tweet_signals.model.loader import DEFAULT_MODEL
+from tweet_signals.model.reference import DEFAULT_MODEL, ModelRef
 
 
 class SignalsParams(BaseModel):
@@ -116,20 +116,20 @@ class SignalsParams(BaseModel):
 GPU_WORKERS_PER_DEVICE = 8
 
 
-def auto_workers(model: str, device: str = "auto") -> int:
+def auto_workers(model: ModelRef, device: str = "auto") -> int:
     """cores − 1 (at least 1), bounded by the memory a worker needs for the model; on a GPU,
     ``GPU_WORKERS_PER_DEVICE`` (the model runs on the GPU, the cores only feed it)."""
     import psutil
 
-    from tweet_signals.model.loader import resolve_device
+    from tweet_signals.model.config import resolve_device
 
     cores = os.cpu_count() or 1
     if resolve_device(device).startswith("cuda"):
         return max(1, min(cores - 1, GPU_WORKERS_PER_DEVICE))
-    per_worker = 0.6e9 if model == "embedded" else 1.6e9
+    per_worker = 0.6e9 if model.kind == "embedded" else 1.6e9
     by_memory = int(psutil.virtual_memory().available * 0.7 // per_worker)
     return max(1, min(cores - 1, by_memory))
 
 
-def resolve_workers(workers: int | Literal["auto"], model: str, device: str = "auto") -> int:
+def resolve_workers(workers: int | Literal["auto"], model: ModelRef, device: str = "auto") -> int:
     return auto_workers(model, device) if workers == "auto" else max(1, int(workers))

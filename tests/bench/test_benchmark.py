@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from tweet_signals.bench.engines import _measure
-from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.loader import build_analyzer
+from tweet_signals.model.reference import resolve_model
 
 TEXTS = [f"nifty {'up ' * (i % 9)}today {i}" for i in range(120)]
 
@@ -20,7 +22,7 @@ def test_bare_stage_and_loop_rows_measure_the_same_model(tiny_roberta: Path) -> 
     stage = _measure("stage", model, TEXTS, "torch-fp32", 2, "cpu")
     loop = _measure("loop", model, TEXTS[:10], "", 1, "cpu")
     assert bare["seconds"] > 0 and stage["seconds"] > 0 and loop["seconds"] > 0
-    analyzer = build_analyzer(AnalyzerConfig(model=model, engine="torch-fp32"))
+    analyzer = build_analyzer(AnalyzerConfig(resolve_model(model), engine="torch-fp32"))
     # The stage's probabilities are the analyzer's, in input order; the loop's agree one by one.
     np.testing.assert_allclose(stage["probs"], analyzer.predict_proba(TEXTS), atol=1e-5)
     np.testing.assert_allclose(loop["probs"], stage["probs"][:10], atol=1e-4)

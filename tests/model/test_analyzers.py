@@ -16,7 +16,9 @@ from tweet_signals.model.base import (
     preprocess_text,
     token_budget_batches,
 )
-from tweet_signals.model.loader import AnalyzerConfig, build_analyzer, check_model_available
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.loader import build_analyzer
+from tweet_signals.model.reference import check_model_available, resolve_model
 from tweet_signals.stages.analyze import choose_engine
 
 
@@ -61,7 +63,7 @@ def test_token_budget_batches_cover_all_and_respect_budget() -> None:
 @pytest.mark.parametrize("model", ["tiny", "embedded"])
 def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tiny_roberta: Path) -> None:
     analyzer = build_analyzer(
-        AnalyzerConfig(model=str(tiny_roberta) if model == "tiny" else "embedded", engine="torch-fp32")
+        AnalyzerConfig(resolve_model(str(tiny_roberta) if model == "tiny" else "embedded"), engine="torch-fp32")
     )
     texts = [
         "Nifty up 1.2% 🚀 @bob https://t.co/x",
@@ -84,7 +86,7 @@ def test_fast_tokenizer_path_gives_the_ids_of_the_tokenizer_call(model: str, tin
 @pytest.mark.slow
 def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> None:
     analyzer = build_analyzer(
-        AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", batch_tokens=64, max_batch_size=4)
+        AnalyzerConfig(resolve_model(str(tiny_roberta)), engine="torch-fp32", batch_tokens=64, max_batch_size=4)
     )
     texts = [("nifty " * (i % 7 + 1)) + str(i) for i in range(40)]
     together = analyzer.predict_proba(texts)
@@ -97,13 +99,13 @@ def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> 
 
 def test_hub_model_offline_gives_clear_message() -> None:
     with pytest.raises(ModelUnavailableError, match="--model embedded"):
-        check_model_available("cardiffnlp/twitter-roberta-base-sentiment-latest")
+        check_model_available(resolve_model("cardiffnlp/twitter-roberta-base-sentiment-latest"))
 
 
 def test_directory_without_safetensors_is_refused(tmp_path: Path, tiny_roberta: Path) -> None:
     shutil.copy(tiny_roberta / "config.json", tmp_path / "config.json")
     with pytest.raises(ModelUnavailableError, match="safetensors"):
-        check_model_available(str(tmp_path))
+        check_model_available(resolve_model(str(tmp_path)))
 
 
 def test_tampered_encoder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,8 +202,10 @@ def test_a_warm_torch_worker_imports_only_what_its_engine_needs(
     monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path / "cache"))
     embedded.load_embedded_module()  # caches the merged weights, as a model's first worker does
     script = (
-        "import sys; from tweet_signals.model.loader import AnalyzerConfig, build_analyzer; "
-        "build_analyzer(AnalyzerConfig(model='embedded', engine='torch-bf16', device='cpu'))"
+        "import sys; from tweet_signals.model.config import AnalyzerConfig; "
+        "from tweet_signals.model.loader import build_analyzer; "
+        "from tweet_signals.model.reference import resolve_model; "
+        "build_analyzer(AnalyzerConfig(resolve_model('embedded'), engine='torch-bf16', device='cpu'))"
         ".predict_proba(['nifty up']); "
         "print(sorted(m for m in ('transformers', 'polars', 'pyarrow', 'torch._dynamo') if m in sys.modules))"
     )
@@ -231,7 +235,7 @@ FLOORS = (  # measured on these slices: 0.694, 0.845, 0.645, 0.863
 def test_embedded_model_floors_on_validation_slices() -> None:
     from tweet_signals.model.metrics import compute_metrics
 
-    analyzer = build_analyzer(choose_engine(AnalyzerConfig(model="embedded")))
+    analyzer = build_analyzer(choose_engine(AnalyzerConfig(resolve_model("embedded"))))
     for name, figure, floor in FLOORS:
         texts, labels = _validation_slice(name, 400)
         metrics = compute_metrics(labels, analyzer.predict_proba(texts).argmax(axis=1).tolist())
@@ -240,7 +244,7 @@ def test_embedded_model_floors_on_validation_slices() -> None:
 
 @pytest.mark.slow
 def test_embedded_batching_matches_single_calls() -> None:
-    analyzer = build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32"))
+    analyzer = build_analyzer(AnalyzerConfig(resolve_model("embedded"), engine="torch-fp32"))
     texts = [
         "Great news! Nifty rallies to a record high, so happy with my profits",
         "Sensex crashes, I lost everything",

@@ -10,13 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tweet_signals.model import loader
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.engines import choice
+from tweet_signals.model.engines.build import ENGINES
 from tweet_signals.model.engines.cascade import CASCADE, CascadeLogits, choose_margin, margin_path, top_two_margin
-from tweet_signals.model.engines.selection import ENGINES, engine_candidates
-from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+from tweet_signals.model.engines.choice import engine_candidates, resolve_engine
+from tweet_signals.model.loader import build_analyzer
+from tweet_signals.model.parts import local_tokenizer
+from tweet_signals.model.reference import resolve_model
 from tweet_signals.stages.analyze import calibration_texts, choose_engine
 
 TEXTS = calibration_texts(96)
+
+
+def cfg(model: str, **options: object) -> AnalyzerConfig:
+    """An analyzer configuration of ``model`` resolved as the flow resolves it."""
+    return AnalyzerConfig(resolve_model(model), **options)  # type: ignore[arg-type]
 
 # Bounds per engine against fp32 on the trained embedded model (measured: bf16 0.9975 / 0.025,
 # ONNX fp32 1.0 / <1e-4, ONNX int8 per-channel 0.97 / 0.34, torch int8 0.91 / 0.82 on 2,000 tweets).
@@ -31,13 +40,13 @@ EMBEDDED_BOUNDS = {
 
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
-    return build_analyzer(AnalyzerConfig(model="embedded", engine="torch-fp32")).predict_proba(TEXTS)
+    return build_analyzer(cfg("embedded", engine="torch-fp32")).predict_proba(TEXTS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", sorted(EMBEDDED_BOUNDS))
 def test_engine_fidelity_on_embedded_model(engine: str, reference: np.ndarray) -> None:
-    probs = build_analyzer(AnalyzerConfig(model="embedded", engine=engine)).predict_proba(TEXTS)
+    probs = build_analyzer(cfg("embedded", engine=engine)).predict_proba(TEXTS)
     agreement = float((probs.argmax(1) == reference.argmax(1)).mean())
     min_agreement, max_diff = EMBEDDED_BOUNDS[engine]
     assert agreement >= min_agreement
@@ -48,8 +57,8 @@ def test_engine_fidelity_on_embedded_model(engine: str, reference: np.ndarray) -
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_runs_a_hugging_face_model(engine: str, tiny_roberta: Path) -> None:
-    reference = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
-    config = loader.resolve_engine(AnalyzerConfig(model=str(tiny_roberta), engine=engine), lambda: TEXTS)
+    reference = build_analyzer(cfg(str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
+    config = resolve_engine(cfg(str(tiny_roberta), engine=engine), lambda: TEXTS)
     probs = build_analyzer(config).predict_proba(TEXTS)
     tolerance = 1e-4 if engine == "onnx-fp32" else 0.1
     np.testing.assert_allclose(probs, reference, atol=tolerance)
@@ -64,11 +73,11 @@ def test_the_compiled_engine_is_built_once_and_runs_fused_kernels(
     loads that library (no second compile) and agrees with fp32 within bf16's error."""
     from tweet_signals.model.engines import compiled
 
-    config = AnalyzerConfig(model=str(tiny_roberta), engine=compiled.COMPILED, device="cpu")
+    config = cfg(str(tiny_roberta), engine=compiled.COMPILED, device="cpu")
     first = build_analyzer(config)
     assert isinstance(first.logits_fn, compiled.CompiledLogits)
     library = first.logits_fn.library
-    assert library.parent == loader.engine_cache_dir(str(tiny_roberta)) and library.suffix == ".so"
+    assert library.parent == config.model.cache_dir and library.suffix == ".so"
     built_at = library.stat().st_mtime_ns
 
     def no_second_compile(*args: object) -> Path:
@@ -97,13 +106,15 @@ def test_a_fresh_worker_runs_the_compiled_library_it_did_not_build(reference: np
 
     from tweet_signals.model.engines.compiled import COMPILED, CompiledLogits
 
-    config = AnalyzerConfig(model="embedded", engine=COMPILED, device="cpu")
+    config = cfg("embedded", engine=COMPILED, device="cpu")
     built_here = build_analyzer(config)
     assert isinstance(built_here.logits_fn, CompiledLogits)
     script = (
-        "import json, sys; from tweet_signals.model.loader import AnalyzerConfig, build_analyzer; "
+        "import json, sys; from tweet_signals.model.config import AnalyzerConfig; "
+        "from tweet_signals.model.loader import build_analyzer; "
+        "from tweet_signals.model.reference import resolve_model; "
         "from tweet_signals.stages.analyze import calibration_texts; "
-        f"a = build_analyzer(AnalyzerConfig(model='embedded', engine={COMPILED!r}, device='cpu')); "
+        f"a = build_analyzer(AnalyzerConfig(resolve_model('embedded'), engine={COMPILED!r}, device='cpu')); "
         "print(type(a.logits_fn).__name__, 'torch._inductor' in sys.modules); "
         "print(json.dumps(a.predict_proba(calibration_texts(96)).tolist()))"
     )
@@ -132,8 +143,8 @@ def test_a_failed_compile_runs_eager_bf16_and_fails_the_fidelity_verdict(
         raise RuntimeError("no C++ compiler here")
 
     monkeypatch.setattr(compiled, "_build", broken)
-    config = AnalyzerConfig(model="embedded", engine=compiled.COMPILED, device="cpu")
-    target = loader.engine_cache_dir("embedded")
+    config = cfg("embedded", engine=compiled.COMPILED, device="cpu")
+    target = config.model.cache_dir
     killed_build = target / "tweet-signals-aoti-killed"  # what a build killed midway leaves
     killed_build.mkdir(parents=True)
     partial = target / f".{compiled.library_path(target, config.max_length).name}.999.tmp"
@@ -143,12 +154,12 @@ def test_a_failed_compile_runs_eager_bf16_and_fails_the_fidelity_verdict(
         assert isinstance(analyzer.logits_fn, TorchLogits)
     assert attempts == [1]  # the failure is recorded beside the library's place
     assert not killed_build.exists() and not partial.exists()  # cleared before the build
-    verdict = loader._verdict(replace(config, engine="auto"), compiled.COMPILED, TEXTS[:8])
-    assert "no C++ compiler" in verdict["error"] and not loader.passes(verdict)
+    verdict = choice.check_engine(replace(config, engine="auto"), compiled.COMPILED, TEXTS[:8])
+    assert "no C++ compiler" in verdict["error"] and not choice.passes(verdict)
 
 
 def test_onnx_export_is_cached_next_to_a_local_model(tiny_roberta: Path) -> None:
-    build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="onnx-int8"))
+    build_analyzer(cfg(str(tiny_roberta), engine="onnx-int8"))
     cached = sorted(p.name for p in (tiny_roberta / ".tweet-signals-onnx").rglob("*.onnx"))
     assert any(n.startswith("model-fp32-") for n in cached) and any(n.startswith("model-int8-") for n in cached)
 
@@ -156,11 +167,11 @@ def test_onnx_export_is_cached_next_to_a_local_model(tiny_roberta: Path) -> None
 @pytest.mark.slow
 def test_auto_picks_only_an_engine_that_agrees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWEET_SIGNALS_CACHE", str(tmp_path))
-    chosen = choose_engine(AnalyzerConfig(model="embedded", device="cpu")).engine
+    chosen = choose_engine(cfg("embedded", device="cpu")).engine
     assert chosen in engine_candidates("cpu")
     verdicts = {p.name: json.loads(p.read_text()) for p in tmp_path.rglob("fidelity-*.json")}
     assert len(verdicts) == len(engine_candidates("cpu")) - 1, "the first auto run records every check"
-    passing = {name: v["texts_per_s"] for name, v in verdicts.items() if loader.passes(v)}
+    passing = {name: v["texts_per_s"] for name, v in verdicts.items() if choice.passes(v)}
     if passing:  # the fastest engine that agrees wins
         assert f"fidelity-{chosen}-cpu.json" == max(passing, key=passing.__getitem__)
     else:
@@ -168,7 +179,7 @@ def test_auto_picks_only_an_engine_that_agrees(tmp_path: Path, monkeypatch: pyte
     # A recorded failing verdict keeps an engine out of auto.
     for path in tmp_path.rglob("fidelity-*.json"):
         path.write_text(json.dumps({"label_agreement": 0.5, "max_prob_diff": 0.9, "n": 1}))
-    assert choose_engine(AnalyzerConfig(model="embedded", device="cpu")).engine == "torch-fp32"
+    assert choose_engine(cfg("embedded", device="cpu")).engine == "torch-fp32"
 
 
 @pytest.mark.slow
@@ -190,7 +201,7 @@ def test_features_computed_between_asynchronous_batches_equal_features_computed_
         }
     )
     tfidf, _ = fit_tfidf_model(texts)
-    analyzer = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32", max_batch_size=8))
+    analyzer = build_analyzer(cfg(str(tiny_roberta), engine="torch-fp32", max_batch_size=8))
     after = analyze_frame(posts, analyzer, tfidf, ScoringConfig())
     analyzer.logits_fn.asynchronous = True  # type: ignore[attr-defined]  # as a CUDA TorchLogits says
     calls: list[int] = []
@@ -227,21 +238,23 @@ def test_onnx_workers_tokenise_like_transformers_without_importing_torch(model: 
     from tweet_signals.model.embedded_files import base_model_dir
 
     directory = tiny_roberta if model == "tiny" else base_model_dir()
-    direct, direct_pad = loader._tokenizer(directory, direct=True)
-    auto, auto_pad = loader._tokenizer(directory, direct=False)
+    direct, direct_pad = local_tokenizer(directory, direct=True)
+    auto, auto_pad = local_tokenizer(directory, direct=False)
     assert type(direct).__module__.startswith("tokenizers") and type(auto).__module__.startswith("transformers")
     assert direct_pad == auto_pad
     texts = [*TEXTS, "", "@user café ₹2,400 🚀🚀 $TCS #Nifty50 " * 30]
     name = str(tiny_roberta) if model == "tiny" else "embedded"
-    via_direct = build_analyzer(AnalyzerConfig(model=name, engine="onnx-fp32"))
+    via_direct = build_analyzer(cfg(name, engine="onnx-fp32"))
     assert type(via_direct.tokenizer).__module__.startswith("tokenizers")
-    via_auto = build_analyzer(AnalyzerConfig(model=name, engine="torch-fp32"))
+    via_auto = build_analyzer(cfg(name, engine="torch-fp32"))
     assert via_direct.encode(texts) == via_auto.encode(texts)
     np.testing.assert_allclose(via_direct.predict_proba(texts), via_auto.predict_proba(texts), atol=1e-4)
     # A fresh worker process with the export cached: the analysis module and the engine, no torch.
     script = (
-        "import sys, tweet_signals.stages.analyze as a; from tweet_signals.model.loader import AnalyzerConfig, "
-        f"build_analyzer; build_analyzer(AnalyzerConfig(model={name!r}, engine='onnx-int8', device='auto'))"
+        "import sys, tweet_signals.stages.analyze as a; from tweet_signals.model.config import AnalyzerConfig; "
+        "from tweet_signals.model.loader import build_analyzer; "
+        "from tweet_signals.model.reference import resolve_model; "
+        f"build_analyzer(AnalyzerConfig(resolve_model({name!r}), engine='onnx-int8', device='auto'))"
         ".predict_proba(['nifty up']); print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
@@ -249,10 +262,8 @@ def test_onnx_workers_tokenise_like_transformers_without_importing_torch(model: 
 
 
 def test_auto_picks_the_fastest_passing_engine_from_recorded_verdicts(tiny_roberta: Path) -> None:
-    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
-
-    config = AnalyzerConfig(model=str(tiny_roberta), device="cpu")
-    cache = onnx_cache_dir(tiny_roberta, loader.model_revision(str(tiny_roberta)))
+    config = cfg(str(tiny_roberta), device="cpu")
+    cache = config.model.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
     recorded = {  # (agreement, max prob diff, speed): int8 fastest but wrong, the cascade next
         "onnx-int8": (0.97, 0.3, 900.0),
@@ -266,7 +277,7 @@ def test_auto_picks_the_fastest_passing_engine_from_recorded_verdicts(tiny_rober
         (cache / f"fidelity-{engine}-cpu.json").write_text(json.dumps(verdict))
     # The cascade's margin is calibrated once too: with it recorded, nothing is measured again.
     margin_path(cache, "cpu").write_text(json.dumps({"margin": 0.25}))
-    chosen = loader.resolve_engine(config, lambda: pytest.fail("verdicts are cached"))
+    chosen = resolve_engine(config, lambda: pytest.fail("verdicts are cached"))
     assert chosen.engine == CASCADE and chosen.cascade_margin == 0.25
 
 
@@ -308,28 +319,26 @@ def test_cascade_rescores_only_unsure_rows_with_their_own_width() -> None:
 
 
 def test_cascade_on_a_model_agrees_with_fp32_where_it_was_calibrated(tiny_roberta: Path) -> None:
-    from tweet_signals.model.engines.onnx_engine import onnx_cache_dir
-
-    config = AnalyzerConfig(model=str(tiny_roberta), engine=CASCADE, device="cpu")
-    chosen = loader.calibrate_cascade(config, TEXTS)
-    cache = onnx_cache_dir(tiny_roberta, loader.model_revision(str(tiny_roberta)))
+    config = cfg(str(tiny_roberta), engine=CASCADE, device="cpu")
+    chosen = choice.calibrate_cascade(config, TEXTS)
+    cache = config.model.cache_dir
     assert json.loads((cache / "cascade-margin-cpu.json").read_text())["margin"] == chosen["margin"]
     analyzer = build_analyzer(config)
     probs = analyzer.predict_proba(TEXTS)
-    reference = build_analyzer(AnalyzerConfig(model=str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
+    reference = build_analyzer(cfg(str(tiny_roberta), engine="torch-fp32")).predict_proba(TEXTS)
     assert float((probs.argmax(1) == reference.argmax(1)).mean()) >= 0.995
     assert float(np.abs(probs - reference).max()) <= 0.05 + 1e-4  # ONNX fp32 vs torch fp32: ~1e-6
     cascade = analyzer.logits_fn
     assert isinstance(cascade, CascadeLogits) and cascade.rows == len(TEXTS)
     assert cascade.rescored == pytest.approx(chosen["rescored_share"] * len(TEXTS), abs=1)
-    resolved = loader.resolve_engine(config, lambda: pytest.fail("calibrated already"))
+    resolved = resolve_engine(config, lambda: pytest.fail("calibrated already"))
     assert resolved.cascade_margin == chosen["margin"]
     (cache / "cascade-margin-cpu.json").unlink()  # a worker elsewhere: the margin travels in the config
     assert isinstance(build_analyzer(resolved).logits_fn, CascadeLogits)
     with pytest.raises(ValueError, match="no calibrated margin"):
         build_analyzer(config)
     # A lost margin file is calibrated again when the run settles its engine.
-    again = loader.resolve_engine(config, lambda: TEXTS)
+    again = resolve_engine(config, lambda: TEXTS)
     assert again.cascade_margin == chosen["margin"] and (cache / "cascade-margin-cpu.json").is_file()
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tweet_signals.model.engines.build import ENGINES
 from tweet_signals.model.engines.compiled import COMPILED
-from tweet_signals.model.engines.selection import ENGINES
 
 ROBERTA = "roberta-base"
 EMBEDDED = "embedded"
@@ -75,10 +75,12 @@ def _loop_init(model_path: str, threads: int, device: str = "cpu") -> None:
     global _LOOP_MODEL
     import torch
 
-    from tweet_signals.model.loader import AnalyzerConfig, load_torch_model
+    from tweet_signals.model.config import AnalyzerConfig
+    from tweet_signals.model.loader import load_torch_model
+    from tweet_signals.model.reference import resolve_model
 
     torch.set_num_threads(threads)
-    tokenizer, module, _, _, _, hf_output = load_torch_model(AnalyzerConfig(model=model_path), device)
+    tokenizer, module, _, _, _, hf_output = load_torch_model(AnalyzerConfig(model=resolve_model(model_path)), device)
     _LOOP_MODEL = (tokenizer, module.to(device), hf_output, device)
 
 
@@ -162,11 +164,13 @@ def _run_bare(model_path: str, texts: list[str], engine: str, device: str) -> di
     the device before the clock starts; only the forward passes are timed."""
     import torch
 
+    from tweet_signals.model.config import AnalyzerConfig
     from tweet_signals.model.engines.torch_engine import TorchLogits
-    from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+    from tweet_signals.model.loader import build_analyzer
+    from tweet_signals.model.reference import resolve_model
 
     analyzer = build_analyzer(
-        AnalyzerConfig(model=model_path, engine=engine, device=device, threads=os.cpu_count() or 1)
+        AnalyzerConfig(model=resolve_model(model_path), engine=engine, device=device, threads=os.cpu_count() or 1)
     )
     batches = [(ids, mask) for _, ids, mask in analyzer.padded_batches(analyzer.encode(texts))]
     run = analyzer.logits_fn
@@ -197,10 +201,13 @@ def _measure(kind: str, model_path: str, texts: list[str], engine: str, workers:
     if kind == "bare":
         return _run_bare(model_path, texts, engine, device)
     if kind == "export":  # an ONNX graph, compiled library or cascade margin: once per model revision
-        from tweet_signals.model.loader import AnalyzerConfig, build_analyzer, resolve_engine
+        from tweet_signals.model.config import AnalyzerConfig
+        from tweet_signals.model.engines.choice import resolve_engine
+        from tweet_signals.model.loader import build_analyzer
+        from tweet_signals.model.reference import resolve_model
         from tweet_signals.stages.analyze import calibration_texts
 
-        config = AnalyzerConfig(model=model_path, engine=engine, device=device)
+        config = AnalyzerConfig(model=resolve_model(model_path), engine=engine, device=device)
         build_analyzer(resolve_engine(config, calibration_texts))
         return {}
     return _run_stage(model_path, texts, engine, workers, device, warm=kind == "stage-warm")

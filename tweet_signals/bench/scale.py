@@ -73,10 +73,11 @@ def run_scale(
 
             model = str(build_random_roberta_base(Path(tmp) / "roberta-base", tokenizer_dir))
         if engine == "auto":  # resolved here, so no size pays (or hides) the one-off fidelity check
-            from tweet_signals.model.loader import AnalyzerConfig
+            from tweet_signals.model.config import AnalyzerConfig
+            from tweet_signals.model.reference import resolve_model
             from tweet_signals.stages.analyze import choose_engine
 
-            engine = choose_engine(AnalyzerConfig(model=model, device=device)).engine
+            engine = choose_engine(AnalyzerConfig(model=resolve_model(model), device=device)).engine
         for n in sizes:
             root = Path(tmp) / f"posts-{n}"
             params = {

@@ -18,8 +18,10 @@ import time
 from typing import Any
 
 _FIRST_BATCH = (
-    "from tweet_signals.model.loader import AnalyzerConfig, build_analyzer;"
-    "c = AnalyzerConfig(model={model!r}, engine={engine!r}, threads={threads});"
+    "from tweet_signals.model.config import AnalyzerConfig;"
+    "from tweet_signals.model.loader import build_analyzer;"
+    "from tweet_signals.model.reference import resolve_model;"
+    "c = AnalyzerConfig(model=resolve_model({model!r}), engine={engine!r}, threads={threads});"
     "{resolve}"
     "a = build_analyzer(c);"
     "a.predict_proba(['nifty breaks out above resistance, buying calls'])"
@@ -27,7 +29,7 @@ _FIRST_BATCH = (
 # The cascade needs its calibrated margin: a worker finds it cached (the run's engine choice made
 # it), the cold run calibrates here, as a model's first run does.
 _RESOLVE = (
-    "from tweet_signals.model.loader import resolve_engine;"
+    "from tweet_signals.model.engines.choice import resolve_engine;"
     "from tweet_signals.stages.analyze import calibration_texts;"
     "c = resolve_engine(c, calibration_texts);"
 )

@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from tweet_signals.cli.common import console, fail, quiet_prefect, split, write_json
-from tweet_signals.model.engines.selection import ENGINES
+from tweet_signals.model.engines.build import ENGINES
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")]
 Device = Annotated[str, typer.Option(help="cpu or cuda (every row runs there)")]

@@ -122,7 +122,8 @@ def evaluate_model(
     gold labels that are only bullish/bearish, also the share called neutral and the directional
     accuracy among the rest."""
     from tweet_signals.model.base import LABELS
-    from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
+    from tweet_signals.model.config import AnalyzerConfig
+    from tweet_signals.model.loader import build_analyzer
     from tweet_signals.model.metrics import (
         DROP,
         LabelledRows,
@@ -133,6 +134,7 @@ def evaluate_model(
         read_labelled_csv,
         read_labelled_lines,
     )
+    from tweet_signals.model.reference import resolve_model
     from tweet_signals.stages.analyze import choose_engine
 
     try:
@@ -155,7 +157,7 @@ def evaluate_model(
         kept = [i for i, label in enumerate(mapped) if label != DROP]
         if not kept:
             fail(f"no labelled rows left: all {len(mapped)} were dropped or empty")
-        analyzer = build_analyzer(choose_engine(AnalyzerConfig(model=model)))
+        analyzer = build_analyzer(choose_engine(AnalyzerConfig(model=resolve_model(model))))
     except (ValueError, OSError, ModelUnavailableError) as exc:
         fail(str(exc))
     for note in rows.notes:

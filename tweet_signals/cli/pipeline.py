@@ -30,14 +30,14 @@ VERBOSE_OPTION = option("verbose", bool, False, "--verbose/--quiet", help="Show 
 def build_params(fields: dict[str, Any]) -> SignalsParams:
     """Validated flow parameters; the model is checked here too, so a missing model is one clear
     paragraph before anything starts (the flow checks again for runs started from a deployment)."""
-    from tweet_signals.model.loader import check_model_available
+    from tweet_signals.model.reference import check_model_available, resolve_model
 
     for name in ("symbols", "queries"):
         if name in fields:
             fields[name] = split(fields[name]) if name == "symbols" else list(fields[name])
     try:
         params = SignalsParams(**fields)
-        check_model_available(params.model)
+        check_model_available(resolve_model(params.model))
     except ValidationError as exc:
         fail(str(exc))
     except ModelUnavailableError as exc:

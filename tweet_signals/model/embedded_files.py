@@ -84,14 +84,3 @@ def adapter_file(output: Path) -> Path:
     """Where a trained adapter goes: ``output`` itself when it names a ``.safetensors`` file, else
     ``output/embedded-sentiment.safetensors`` (a model directory for ``--model DIR``)."""
     return output if output.suffix == ".safetensors" else output / ADAPTER_NAME
-
-
-def embedded_adapter(model: str) -> Path | None:
-    """The adapter file behind a ``--model`` value: the committed one for ``embedded``, the one in
-    a directory written by ``train-model --output DIR``; None for other models."""
-    if model == "embedded":
-        return ADAPTER_PATH
-    path = Path(model)
-    if path.is_dir() and (path / ADAPTER_NAME).is_file() and not (path / "config.json").is_file():
-        return path / ADAPTER_NAME
-    return None

@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tweet_signals.hashing import config_digest
 from tweet_signals.model import loader
 from tweet_signals.model.base import LABELS, BatchedTextClassifier
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.engines.choice import resolve_engine
 from tweet_signals.stages.text_features import engagement_weights, keyword_boosts
 from tweet_signals.stages.tfidf import TfidfModel, load_tfidf
 from tweet_signals.storage import current_parquet, location, write_json_atomic, write_parquet_atomic
@@ -199,7 +202,7 @@ class ChunkDescriptor:
     tfidf_digest: str
     output_path: str
     config_key: str
-    analyzer: loader.AnalyzerConfig
+    analyzer: AnalyzerConfig
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     # A local folder where the worker that takes the chunk says so (pid, memory so far), before
     # it computes: if the worker dies, the coordinator knows which chunk it held. "": no claims.
@@ -320,17 +323,16 @@ def calibration_texts(n: int = 1024) -> list[str]:
     return [r["text"] for r in generate_posts(date(2026, 1, 7), n, seed=99)]
 
 
-def choose_engine(config: loader.AnalyzerConfig) -> loader.AnalyzerConfig:
+def choose_engine(config: AnalyzerConfig, defer: Callable[[AnalyzerConfig, str], None] | None = None) -> AnalyzerConfig:
     """``config`` with ``engine=auto`` resolved to the fastest engine that passes the fidelity
-    gate on the calibration posts (done once per run, so chunk keys name the engine that ran)."""
-    return loader.resolve_engine(config, calibration_texts)
+    gate on the calibration posts (done once per run, so chunk keys name the engine that ran);
+    ``defer`` takes the candidates that must be compiled first (see ``resolve_engine``)."""
+    return resolve_engine(config, calibration_texts, defer)
 
 
-def chunk_key(analyzer: loader.AnalyzerConfig, scoring: ScoringConfig, clean_digest: str, tfidf_digest: str) -> str:
+def chunk_key(analyzer: AnalyzerConfig, scoring: ScoringConfig, clean_digest: str, tfidf_digest: str) -> str:
     """What an analyzed chunk depends on, hashed: model, revision, engine, scoring, inputs."""
-    return loader.config_digest(
-        {**analyzer.output_fields(), **asdict(scoring), "clean": clean_digest, "tfidf": tfidf_digest}
-    )
+    return config_digest({**analyzer.output_fields(), **asdict(scoring), "clean": clean_digest, "tfidf": tfidf_digest})
 
 
 def row_ranges(n_rows: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -348,7 +350,7 @@ def plan_chunks(
     tfidf_digest: str,
     output_path: Callable[[int], str],
     config_key: str,
-    analyzer: loader.AnalyzerConfig,
+    analyzer: AnalyzerConfig,
     scoring: ScoringConfig,
     claim_dir: str = "",
 ) -> list[ChunkDescriptor]:

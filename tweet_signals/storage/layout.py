@@ -61,6 +61,10 @@ class Storage:
         """Held by the one run writing this session (see ``storage.lease``)."""
         return self._part("runs", day) / "lease.json"
 
+    def log(self, name: str) -> AnyPath:
+        """A log file of the runs under this root (``logs/<name>.log``)."""
+        return self.root / "logs" / f"{name}.log"
+
     def partitions(self, stage: str, filename: str, until: date | None = None) -> list[tuple[date, AnyPath]]:
         """``(session, path)`` of every stored ``stage/date=D/filename`` (up to ``until``), by date."""
         found = []

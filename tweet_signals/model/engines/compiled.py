@@ -137,7 +137,11 @@ def _build(load_module: Callable[[], torch.nn.Module], hf_output: bool, library:
         )
     with tempfile.TemporaryDirectory(prefix=_WORK_PREFIX, dir=library.parent) as work:
         package = Path(work) / "model.pt2"
-        torch._inductor.aoti_compile_and_package(exported, package_path=str(package), inductor_configs=INDUCTOR_OPTIONS)
+        # A copy: Inductor adds its own keys to the dict it is given, and ``library_path`` hashes
+        # these options, so passing ours would rename the library this process looks for next.
+        torch._inductor.aoti_compile_and_package(
+            exported, package_path=str(package), inductor_configs=dict(INDUCTOR_OPTIONS)
+        )
         with zipfile.ZipFile(package) as archive:
             libraries = [n for n in archive.namelist() if n.endswith(".so")]
             if len(libraries) != 1:

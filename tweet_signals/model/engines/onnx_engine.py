@@ -1,5 +1,5 @@
 """The ONNX Runtime engines: a torch classifier exported once to ONNX (fp32, or int8 by dynamic
-quantisation), cached on disk keyed by the model's revision and the export options, so every
+quantisation), cached on disk (the model's ``ModelRef.cache_dir``) keyed by the export options, so every
 worker after the first loads the graph without importing torch at all.
 """
 
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
     import torch
 
 ONNX_OPSET = 17
-
-
-def onnx_cache_dir(model_dir: Path | None, revision: str) -> Path:
-    """Next to the model when its directory is writable, else under the user cache."""
-    if model_dir is not None and os.access(model_dir, os.W_OK):
-        return model_dir / ".tweet-signals-onnx" / revision
-    base = Path(os.environ.get("TWEET_SIGNALS_CACHE", Path.home() / ".cache" / "tweet-signals"))
-    return base / "onnx" / revision
 
 
 def onnx_export_path(target: Path, quantized: bool) -> Path:
