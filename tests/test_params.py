@@ -13,10 +13,12 @@ from pydantic import ValidationError
 
 from tasks.collect import retry_if_transient
 from tweet_signals.market.sessions import NotASessionError
+from tweet_signals.model.reference import resolve_model
 from tweet_signals.params import SignalsParams, auto_workers, resolve_workers
 from tweet_signals.sources.x_api import XApiError
 from tweet_signals.stages.collect import EmptyDayError
 
+EMBEDDED = resolve_model("embedded")
 DEPLOYMENT = {"source": "file", "input": "/desk/posts", "symbols": ["NIFTY50", "RELIANCE"], "workers": 3}
 
 
@@ -53,8 +55,8 @@ def test_an_input_alone_means_the_file_source_and_symbols_are_normalised() -> No
 
 
 def test_explicit_worker_counts_are_kept_and_at_least_one() -> None:
-    assert resolve_workers(3, "embedded") == 3
-    assert resolve_workers(0, "embedded") == 1
+    assert resolve_workers(3, EMBEDDED) == 3
+    assert resolve_workers(0, EMBEDDED) == 1
 
 
 def test_auto_workers_leave_a_core_free_and_fit_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,14 +65,14 @@ def test_auto_workers_leave_a_core_free_and_fit_in_memory(monkeypatch: pytest.Mo
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     plenty = SimpleNamespace(available=64e9)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: plenty)
-    assert resolve_workers("auto", "embedded", "cpu") == auto_workers("embedded", "cpu") == 15
+    assert resolve_workers("auto", EMBEDDED, "cpu") == auto_workers(EMBEDDED, "cpu") == 15
     # 2 GB free: three embedded workers (0.6 GB each, 70% of free memory), one RoBERTa worker.
     small = SimpleNamespace(available=2e9)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: small)
-    assert auto_workers("embedded", "cpu") == 2
-    assert auto_workers("cardiffnlp/twitter-roberta-base-sentiment-latest", "cpu") == 1
+    assert auto_workers(EMBEDDED, "cpu") == 2
+    assert auto_workers(resolve_model("cardiffnlp/twitter-roberta-base-sentiment-latest"), "cpu") == 1
     monkeypatch.setattr("os.cpu_count", lambda: 1)
-    assert auto_workers("embedded", "cpu") == 1
+    assert auto_workers(EMBEDDED, "cpu") == 1
 
 
 @pytest.mark.parametrize(
