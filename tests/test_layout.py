@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "tweet_signals.evaluation": 4,
     "tweet_signals.stages": 3,
     "tweet_signals.params": 2,
+    "tweet_signals.training": 2,
     "tweet_signals.model": 1,
     "tweet_signals.sources": 1,
     "tweet_signals.market": 0,

@@ -54,8 +54,8 @@ def train_model_cmd(
     adapter and model card."""
     quiet_prefect(verbose)
     from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
-    from tweet_signals.model.labelled_sets import extra_specs
-    from tweet_signals.model.training import TrainConfig, default_shared_data
+    from tweet_signals.training.labelled_sets import extra_specs
+    from tweet_signals.training.trainer import TrainConfig, default_shared_data
 
     shared = Path(shared_data) if shared_data else default_shared_data()
     target = Path(output) if output else ADAPTER_PATH
@@ -123,7 +123,8 @@ def evaluate_model(
     accuracy among the rest."""
     from tweet_signals.model.base import LABELS
     from tweet_signals.model.loader import AnalyzerConfig, build_analyzer
-    from tweet_signals.model.metrics import (
+    from tweet_signals.stages.analyze import choose_engine
+    from tweet_signals.training.metrics import (
         DROP,
         LabelledRows,
         binary_figures,
@@ -133,11 +134,10 @@ def evaluate_model(
         read_labelled_csv,
         read_labelled_lines,
     )
-    from tweet_signals.stages.analyze import choose_engine
 
     try:
         if held_out is not None:
-            from tweet_signals.model.training import validation_set
+            from tweet_signals.training.trainer import validation_set
 
             split = validation_set(held_out)
             names = [LABELS[y] for y in split.labels]

@@ -14,7 +14,7 @@ from conftest import CLI, SHARED_DATA, newcomer_env
 from typer.testing import CliRunner
 
 from tweet_signals.cli import app
-from tweet_signals.model.labelled_sets import (
+from tweet_signals.training.labelled_sets import (
     CHECK_SETS,
     DESK,
     GENERAL,
@@ -31,7 +31,7 @@ from tweet_signals.model.labelled_sets import (
     tweeteval_validation,
     without_overlap,
 )
-from tweet_signals.model.training import TrainConfig, class_weights, epoch_sample, prepare_data
+from tweet_signals.training.trainer import TrainConfig, class_weights, epoch_sample, prepare_data
 
 SPECS = {spec.name: spec for spec in TRAINING_SETS + CHECK_SETS}
 

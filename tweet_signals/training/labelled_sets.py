@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tweet_signals.model.metrics import DROP, map_labels, parse_label_map, read_labelled_csv, read_labelled_lines
+from tweet_signals.training.metrics import DROP, map_labels, parse_label_map, read_labelled_csv, read_labelled_lines
 
 # The three domains the product reads, plus a desk's own labelled posts.
 GENERAL, TRADER, NEWS, DESK = "general", "trader", "news", "desk"

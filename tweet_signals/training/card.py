@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tweet_signals.model.labelled_sets import SCORE_THRESHOLD
+from tweet_signals.training.labelled_sets import SCORE_THRESHOLD
 
 LIMITS = """English only: Hinglish and other languages are read as English, and Indian trader slang
 ("SL hit", "BTST", "CE/PE") was never labelled. Sarcasm and irony are read literally ("great, another

@@ -33,7 +33,8 @@ from tweet_signals.model.embedded import (
     save_adapter,
 )
 from tweet_signals.model.embedded_files import BASE_NAME
-from tweet_signals.model.labelled_sets import (
+from tweet_signals.storage import sha256_file
+from tweet_signals.training.labelled_sets import (
     CHECK_SETS,
     DESK,
     GENERAL,
@@ -49,8 +50,7 @@ from tweet_signals.model.labelled_sets import (
     tweeteval_validation,
     without_overlap,
 )
-from tweet_signals.model.metrics import binary_figures, compute_metrics
-from tweet_signals.storage import sha256_file
+from tweet_signals.training.metrics import binary_figures, compute_metrics
 
 log = logging.getLogger(__name__)
 

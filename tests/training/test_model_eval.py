@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from typer.testing import CliRunner
 
 from tweet_signals.cli import app
-from tweet_signals.model.metrics import (
+from tweet_signals.training.metrics import (
     DROP,
     binary_figures,
     compute_metrics,
