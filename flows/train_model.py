@@ -7,11 +7,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from tweet_signals.model.card import write_model_card
 from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
-from tweet_signals.model.labelled_sets import ExtraSpec
-from tweet_signals.model.training import TrainConfig, default_shared_data, train_embedded
 from tweet_signals.storage import write_json_atomic
+from tweet_signals.training.card import write_model_card
+from tweet_signals.training.labelled_sets import ExtraSpec
+from tweet_signals.training.trainer import TrainConfig, default_shared_data, train_embedded
 
 
 @task(name="train-embedded")

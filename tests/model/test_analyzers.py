@@ -214,7 +214,7 @@ def test_a_warm_torch_worker_imports_only_what_its_engine_needs(
 
 
 def _validation_slice(name: str, n: int) -> tuple[list[str], list[int]]:
-    from tweet_signals.model.training import validation_set
+    from tweet_signals.training.trainer import validation_set
 
     labelled = validation_set(name, SHARED_DATA)
     step = max(1, len(labelled.texts) // n)
@@ -233,7 +233,7 @@ FLOORS = (  # measured on these slices: 0.694, 0.845, 0.645, 0.863
 
 @pytest.mark.slow
 def test_embedded_model_floors_on_validation_slices() -> None:
-    from tweet_signals.model.metrics import compute_metrics
+    from tweet_signals.training.metrics import compute_metrics
 
     analyzer = build_analyzer(choose_engine(AnalyzerConfig(resolve_model("embedded"))))
     for name, figure, floor in FLOORS:

@@ -14,9 +14,9 @@ import zstandard
 
 from tweet_signals.evaluation.panel import load_price_panel, price_file_symbol
 from tweet_signals.evaluation.statistics import load_prices
-from tweet_signals.model.metrics import read_labelled_csv
 from tweet_signals.sources.files import input_files, read_posts
 from tweet_signals.storage.compressed import file_format, read_bytes
+from tweet_signals.training.metrics import read_labelled_csv
 
 COMPRESSORS = {
     ".gz": gzip.compress,

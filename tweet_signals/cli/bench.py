@@ -56,9 +56,9 @@ def _print_rows(title: str, rows: list[dict[str, Any]], cols: tuple[str, ...] | 
 
 def _texts(input: Path | None, n: int) -> list[str]:
     """``n`` texts: the given file, else the TweetEval validation texts, else generated posts."""
-    from tweet_signals.model.metrics import read_lines
-    from tweet_signals.model.training import default_shared_data
     from tweet_signals.sources.synthetic import generate_posts
+    from tweet_signals.training.metrics import read_lines
+    from tweet_signals.training.trainer import default_shared_data
 
     default = default_shared_data() / "tweeteval-sentiment-val" / "val_text.txt"
     if input is not None:

@@ -54,8 +54,8 @@ def train_model_cmd(
     adapter and model card."""
     quiet_prefect(verbose)
     from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
-    from tweet_signals.model.labelled_sets import extra_specs
-    from tweet_signals.model.training import TrainConfig, default_shared_data
+    from tweet_signals.training.labelled_sets import extra_specs
+    from tweet_signals.training.trainer import TrainConfig, default_shared_data
 
     shared = Path(shared_data) if shared_data else default_shared_data()
     target = Path(output) if output else ADAPTER_PATH
@@ -113,18 +113,22 @@ def evaluate_model(
         str | None,
         typer.Option(
             help="A validation split of the embedded model's training (e.g. tweeteval-val, financial-news, "
-            "pyfin-cashtags, stocktwits) or a check set (market-tweets-2020, indian-stocktwits-nse)"
+            "pyfin-cashtags, stocktwits, sentimix) or a check set (market-tweets-2020, indian-stocktwits-nse)"
         ),
     ] = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts; for
+    """Accuracy, macro recall, macro F1 and the confusion matrix of a model on labelled texts, next
+    to two baselines (the majority class; a bullish/bearish/buy/sell/long/short keyword rule); for
     gold labels that are only bullish/bearish, also the share called neutral and the directional
     accuracy among the rest."""
     from tweet_signals.model.base import LABELS
     from tweet_signals.model.config import AnalyzerConfig
     from tweet_signals.model.loader import build_analyzer
-    from tweet_signals.model.metrics import (
+    from tweet_signals.model.reference import resolve_model
+    from tweet_signals.stages.analyze import choose_engine
+    from tweet_signals.training.baselines import baseline_figures, majority_class
+    from tweet_signals.training.metrics import (
         DROP,
         LabelledRows,
         binary_figures,
@@ -134,14 +138,14 @@ def evaluate_model(
         read_labelled_csv,
         read_labelled_lines,
     )
-    from tweet_signals.model.reference import resolve_model
-    from tweet_signals.stages.analyze import choose_engine
 
+    majority: tuple[int, str] | None = None
     try:
         if held_out is not None:
-            from tweet_signals.model.training import validation_set
+            from tweet_signals.training.trainer import held_out as held_out_set
 
-            split = validation_set(held_out)
+            split, most_class, counted_in = held_out_set(held_out)
+            majority = (most_class, counted_in)
             names = [LABELS[y] for y in split.labels]
             rows = LabelledRows(split.texts, names, [f"held-out {held_out} #{i + 1}" for i in range(len(names))])
         elif csv_path is not None:
@@ -163,19 +167,40 @@ def evaluate_model(
     for note in rows.notes:
         console.print(f"[yellow]note:[/] {note}")
     truth = [mapped[i] for i in kept]
-    probs = analyzer.predict_proba([rows.texts[i] for i in kept])
+    scored = [rows.texts[i] for i in kept]
+    probs = analyzer.predict_proba(scored)
     metrics = compute_metrics(truth, probs.argmax(axis=1).tolist())
     binary = binary_figures(truth, probs)
+    # A held-out split's majority class is its training pool's; a file has no training pool here,
+    # so its own majority stands in (which flatters that baseline).
+    most, of = majority or (majority_class(truth), "evaluated set")
+    baselines = baseline_figures(scored, truth, most, of)
     dropped = len(mapped) - len(kept)
     if as_json:
-        write_json({**metrics.as_dict(), "model": analyzer.model_id, "dropped": dropped, **(binary or {})})
+        write_json(
+            {
+                **metrics.as_dict(),
+                "model": analyzer.model_id,
+                "dropped": dropped,
+                **(binary or {}),
+                "baselines": baselines,
+            }
+        )
         return
     out = Console(width=None if sys.stdout.isatty() else 130)
     title = f"{analyzer.model_id} on {metrics.n} texts" + (f" ({dropped} dropped by --label-map)" if dropped else "")
     summary = Table(title=title)
+    summary.add_column("")
     for col in ("accuracy", "macro recall", "macro F1"):
         summary.add_column(col, justify="right")
-    summary.add_row(f"{metrics.accuracy:.4f}", f"{metrics.macro_recall:.4f}", f"{metrics.macro_f1:.4f}")
+    summary.add_row("model", f"{metrics.accuracy:.4f}", f"{metrics.macro_recall:.4f}", f"{metrics.macro_f1:.4f}")
+    majority_row = baselines["majority"]
+    keyword_row = baselines["keyword"]
+    for name, figures in (
+        (f"majority ({majority_row['class']}, of the {of})", majority_row),
+        ("keyword rule", keyword_row),
+    ):
+        summary.add_row(name, *(f"{float(str(figures[k])):.4f}" for k in ("accuracy", "macro_recall", "macro_f1")))
     out.print(summary)
     if binary is not None:
         polar = Table(title="gold labels are only negative/positive (bearish/bullish)")
@@ -192,11 +217,39 @@ def evaluate_model(
     confusion.add_column("")
     for label in LABELS:
         confusion.add_column(label, justify="right")
-    for label, row in zip(LABELS, metrics.confusion, strict=True):
-        confusion.add_row(label, *map(str, row))
+    for label, counts in zip(LABELS, metrics.confusion, strict=True):
+        confusion.add_row(label, *map(str, counts))
     out.print(confusion)
+
+
+def model_card(
+    model: Annotated[
+        str, typer.Option(help="'embedded' (the committed adapter) or a directory written by train-model --output")
+    ] = "embedded",
+    shared_data: Annotated[str | None, typer.Option(help="Folder holding the labelled sets")] = None,
+) -> None:
+    """Re-evaluate a trained adapter on the current validation splits and checks, with the majority
+    and keyword baselines, and rewrite the model card beside it (no training; the weights stay)."""
+    from tweet_signals.model.reference import resolve_model
+    from tweet_signals.training.card import refresh
+    from tweet_signals.training.trainer import default_shared_data
+
+    ref = resolve_model(model)
+    adapter = ref.path if ref.kind == "embedded" else None
+    if adapter is None or not adapter.is_file():
+        fail(f"{model}: not the embedded model nor a directory written by train-model --output")
+        return
+    shared = Path(shared_data) if shared_data else default_shared_data()
+    card = adapter.with_name("MODEL_CARD.md")
+    try:
+        report = refresh(adapter, card, shared)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+        return
+    console.print(f"wrote {card} (selection score under the current terms {report['refreshed']['score']:.4f})")
 
 
 def register(app: typer.Typer) -> None:
     app.command("train-model")(train_model_cmd)
     app.command("evaluate-model")(evaluate_model)
+    app.command("model-card")(model_card)

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from typer.testing import CliRunner
 
 from tweet_signals.cli import app
-from tweet_signals.model.metrics import (
+from tweet_signals.training.metrics import (
     DROP,
     binary_figures,
     compute_metrics,
@@ -100,6 +100,9 @@ def test_evaluate_model_cli_json_on_tweeteval_lines(tmp_path: Path) -> None:
     out = json.loads(result.stdout)
     assert set(out) >= {"n", "accuracy", "macro_recall", "macro_f1", "confusion"}
     assert out["n"] == 60 and sum(map(sum, out["confusion"])) == 60
+    # A file has no training pool: the majority baseline is its own, and says so.
+    assert out["baselines"]["majority"]["of"] == "evaluated set"
+    assert set(out["baselines"]["keyword"]) == {"accuracy", "macro_recall", "macro_f1"}
 
 
 @pytest.mark.slow
@@ -110,6 +113,7 @@ def test_evaluate_model_cli_csv_table() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "macro recall" in result.stdout and "confusion" in result.stdout
+    assert "majority (positive, of the evaluated set)" in result.stdout and "keyword rule" in result.stdout
 
 
 @pytest.mark.slow

@@ -110,6 +110,7 @@ class LabelledRows:
     labels: list[str]
     origins: list[str]
     notes: list[str] = field(default_factory=list)  # e.g. how the file was decoded
+    columns: dict[str, list[str]] = field(default_factory=dict)  # further columns asked for, row-aligned
 
 
 def binary_figures(truth: Sequence[int], probs: np.ndarray) -> dict[str, float | None] | None:
@@ -146,9 +147,10 @@ def read_labelled_lines(texts_path: Path, labels_path: Path) -> LabelledRows:
     return LabelledRows(texts, labels, [f"{labels_path}:{i + 1}" for i in range(len(labels))])
 
 
-def read_labelled_csv(path: Path, text_column: str, label_column: str) -> LabelledRows:
-    """Texts and raw labels from a CSV (separator sniffed), skipping rows with an empty label. A
-    file that is not UTF-8 is read as Latin-1 (as Kaggle-style exports are), with a note."""
+def read_labelled_csv(path: Path, text_column: str, label_column: str, more: Sequence[str] = ()) -> LabelledRows:
+    """Texts and raw labels from a CSV (separator sniffed), skipping rows with an empty label, and
+    the columns in ``more`` (e.g. a set's own train/dev column). A file that is not UTF-8 is read
+    as Latin-1 (as Kaggle-style exports are), with a note."""
     notes = []
     data = read_bytes(path)
     try:
@@ -160,10 +162,11 @@ def read_labelled_csv(path: Path, text_column: str, label_column: str) -> Labell
     head = content.split("\n", 1)[0]
     delimiter = ";" if head.count(";") > head.count(",") else ","
     reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
-    missing = {text_column, label_column} - set(reader.fieldnames or [])
+    missing = {text_column, label_column, *more} - set(reader.fieldnames or [])
     if missing:
         raise ValueError(f"{path}:1: no column(s) {sorted(missing)}; the header has {reader.fieldnames}")
     texts, labels, origins = [], [], []
+    columns: dict[str, list[str]] = {name: [] for name in more}
     try:
         for row in reader:
             label = (row.get(label_column) or "").strip()
@@ -171,6 +174,8 @@ def read_labelled_csv(path: Path, text_column: str, label_column: str) -> Labell
                 texts.append(row.get(text_column) or "")
                 labels.append(label)
                 origins.append(f"{path}:{reader.line_num}")
+                for name in more:
+                    columns[name].append((row.get(name) or "").strip())
     except csv.Error as exc:
         raise ValueError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from exc
-    return LabelledRows(texts, labels, origins, notes)
+    return LabelledRows(texts, labels, origins, notes, columns)

@@ -2,8 +2,9 @@
 map onto ``LABELS``, which domain it stands for, and a desk's own files (``--extra``).
 
 Every label scheme is spelled out here, never guessed: binary sets carry no neutral, score sets
-become classes at a stated threshold, and "uncertain" rows are dropped. SemEval tweets that are also
-TweetEval validation tweets (the general-domain selection set) are removed from training.
+become classes at a stated threshold, and "uncertain" rows are dropped. A set that ships its own
+train/dev split (SentiMix) keeps it. Copies of posts across and within sets are handled in
+``duplicates`` and ``trainer.prepare_data``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tweet_signals.model.metrics import DROP, map_labels, parse_label_map, read_labelled_csv, read_labelled_lines
+from tweet_signals.training.metrics import DROP, map_labels, parse_label_map, read_labelled_csv, read_labelled_lines
 
-# The three domains the product reads, plus a desk's own labelled posts.
-GENERAL, TRADER, NEWS, DESK = "general", "trader", "news", "desk"
+# The three domains the product reads, Romanised Hindi mixed with English (which Indian traders
+# write), plus a desk's own labelled posts.
+GENERAL, TRADER, NEWS, HINGLISH, DESK = "general", "trader", "news", "hinglish", "desk"
 
 # A score in [-1, 1] above this is positive, below its negative is negative, else neutral.
 SCORE_THRESHOLD = 0.1
@@ -34,6 +36,9 @@ class SetSpec:
     licence: str
     text_column: str = "text"
     label_column: str = "label"
+    # A set with its own split: rows whose value in this column is ``train`` are the training pool,
+    # the rest (``dev``) its validation split; no validation is carved out of its training rows.
+    split_column: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -41,6 +46,7 @@ class SetSpec:
 
 
 LP = "labelled-posts"
+SENTIMIX = "sentimix"  # SemEval-2020 Task 9 Hinglish: train 13,999, dev 3,000 (its own split)
 TRAINING_SETS: tuple[SetSpec, ...] = (
     SetSpec(
         "semeval-2013-2016",
@@ -121,6 +127,14 @@ TRAINING_SETS: tuple[SetSpec, ...] = (
         "0=negative,1=positive,2=neutral",
         "MIT (zeroshot/twitter-financial-news-sentiment)",
     ),
+    SetSpec(
+        SENTIMIX,
+        f"{LP}/sentimix-hinglish-semeval2020/data.csv",
+        HINGLISH,
+        "negative=negative,neutral=neutral,positive=positive",
+        "none stated; research use; Twitter terms for the texts",
+        split_column="split",
+    ),
 )
 
 # Sets used only to judge the model, never trained on.
@@ -155,6 +169,7 @@ class LabelledSet:
     texts: list[str]
     labels: list[int]
     polar: bool = False
+    splits: tuple[str, ...] = ()  # per row, for a set with its own split (see ``SetSpec.split_column``)
 
     def subset(self, indices: Sequence[int], name: str | None = None) -> LabelledSet:
         return LabelledSet(
@@ -163,7 +178,15 @@ class LabelledSet:
             [self.texts[i] for i in indices],
             [self.labels[i] for i in indices],
             self.polar,
+            tuple(self.splits[i] for i in indices) if self.splits else (),
         )
+
+    def given_split(self) -> tuple[list[int], list[int]] | None:
+        """(train, validation) indices of a set with its own split; None for the others."""
+        if not self.splits:
+            return None
+        train = [i for i, s in enumerate(self.splits) if s == "train"]
+        return train, [i for i, s in enumerate(self.splits) if s != "train"]
 
 
 def score_labels(raw: Sequence[str], origins: Sequence[str]) -> list[int]:
@@ -178,21 +201,26 @@ def score_labels(raw: Sequence[str], origins: Sequence[str]) -> list[int]:
     return out
 
 
-def _dedupe_text(texts: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
-    """One row per text (first label wins), so a copy can never sit on both sides of a split."""
+def _first_of_each_text(texts: Sequence[str]) -> list[int]:
+    """Indices of the first row of every distinct text (a later copy's label is ignored)."""
     seen: set[str] = set()
-    keep_t, keep_y = [], []
-    for t, y in zip(texts, labels, strict=True):
+    keep = []
+    for i, t in enumerate(texts):
         if t not in seen:
             seen.add(t)
-            keep_t.append(t)
-            keep_y.append(y)
-    return keep_t, keep_y
+            keep.append(i)
+    return keep
+
+
+# SentiMix's texts are the task's tokens joined by spaces, so its links read "https // t . co / AbC":
+# written back as one link, which ``preprocess_text`` masks as it masks every other set's.
+_SPACED_LINK = re.compile(r"https?\s*:?\s*//\s*(?:t\s*\.?\s*co?\b)?\s*(?:/\s*\w*)?\s*…?")
 
 
 def read_set(spec: SetSpec, root: Path) -> LabelledSet:
     """A set read in place and mapped onto ``LABELS``; dropped values left out."""
-    rows = read_labelled_csv(root / spec.path, spec.text_column, spec.label_column)
+    more = [spec.split_column] if spec.split_column else []
+    rows = read_labelled_csv(root / spec.path, spec.text_column, spec.label_column, more)
     if spec.scored:
         labels = score_labels(rows.labels, rows.origins)
     else:
@@ -201,9 +229,22 @@ def read_set(spec: SetSpec, root: Path) -> LabelledSet:
     if spec.name == "indian-stocktwits-nse":
         # Almost every text ends with its own label word: strip it or the check measures nothing.
         texts = [re.sub(r"\s+(Bullish|Bearish)\s*$", "", t) for t in texts]
+    if spec.name == SENTIMIX:
+        texts = [_SPACED_LINK.sub("https://t.co/x", t) for t in texts]
+    splits = rows.columns[spec.split_column] if spec.split_column else []
     kept = [i for i, y in enumerate(labels) if y != DROP]
-    texts, labels = _dedupe_text([texts[i] for i in kept], [labels[i] for i in kept])
-    return LabelledSet(spec.name, spec.domain, texts, labels, polar=1 not in labels)
+    if splits:
+        # A text in both splits stays in validation: a given dev split is kept whole where it can be.
+        kept.sort(key=lambda i: splits[i] == "train")
+    kept = sorted(kept[i] for i in _first_of_each_text([texts[i] for i in kept]))
+    return LabelledSet(
+        spec.name,
+        spec.domain,
+        [texts[i] for i in kept],
+        [labels[i] for i in kept],
+        polar=1 not in (labels[i] for i in kept),
+        splits=tuple(splits[i] for i in kept) if splits else (),
+    )
 
 
 def tweeteval_validation(root: Path) -> LabelledSet:
@@ -212,21 +253,6 @@ def tweeteval_validation(root: Path) -> LabelledSet:
     rows = read_labelled_lines(root / TWEETEVAL_VAL / "val_text.txt", root / TWEETEVAL_VAL / "val_labels.txt")
     labels = map_labels(rows.labels, parse_label_map("0=negative,1=neutral,2=positive"), rows.origins)
     return LabelledSet("tweeteval-val", GENERAL, rows.texts, labels)
-
-
-def overlap_key(text: str) -> str:
-    """A tweet as TweetEval stores it and as SemEval published it reduce to the same key: mentions
-    masked (TweetEval writes ``@user``), lower case, links removed, then only letters and digits."""
-    text = re.sub(r"https?://\S+|www\.\S+", " ", text.lower())
-    text = re.sub(r"@\w+", "@user", text)
-    return re.sub(r"[^a-z0-9@]", "", text)
-
-
-def without_overlap(labelled: LabelledSet, reference: Sequence[str]) -> tuple[LabelledSet, int]:
-    """``labelled`` minus the rows whose text matches one in ``reference`` (see ``overlap_key``)."""
-    keys = {overlap_key(t) for t in reference}
-    keep = [i for i, t in enumerate(labelled.texts) if overlap_key(t) not in keys]
-    return labelled.subset(keep), len(labelled.texts) - len(keep)
 
 
 def stratified_split(
@@ -263,7 +289,8 @@ class ExtraSpec:
         rows = read_labelled_csv(self.path, self.text_column, self.label_column)
         labels = map_labels(rows.labels, parse_label_map(self.label_map), rows.origins)
         kept = [i for i, y in enumerate(labels) if y != DROP]
-        texts, labels = _dedupe_text([rows.texts[i] for i in kept], [labels[i] for i in kept])
+        kept = [kept[i] for i in _first_of_each_text([rows.texts[i] for i in kept])]
+        texts, labels = [rows.texts[i] for i in kept], [labels[i] for i in kept]
         if len(texts) < 2:
             raise ValueError(f"{self.path}: {len(texts)} labelled row(s) left after --label-map; need at least 2")
         return LabelledSet(f"extra:{self.path.name}", DESK, texts, labels, polar=1 not in labels)
