@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import logging
 import os
 import shutil
@@ -19,12 +21,13 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows.chunks import ChunkPool, run_chunks
 from flows.parameters import effective_params
-from flows.progress import say
+from flows.progress import current_stage, enter_stage, say
 from tasks.analyze import start_worker_task
 from tasks.collect import collect
 from tasks.dedupe import dedupe
@@ -33,6 +36,7 @@ from tasks.signals import build_signals
 from tasks.tfidf import fit_tfidf
 from tweet_signals.evaluation.history import stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
+from tweet_signals.faults import api_line, api_unreachable, storage_cause, storage_line
 from tweet_signals.market.sessions import calendar, is_session
 from tweet_signals.model.loader import AnalyzerConfig, check_model_available, model_revision
 from tweet_signals.params import SignalsParams, resolve_workers
@@ -47,12 +51,14 @@ from tweet_signals.stages.summary import root_tag, signals_rows, summary_markdow
 from tweet_signals.storage import (
     AnyPath,
     Storage,
+    glob,
     location,
     output_record,
     read_json,
     write_json_atomic,
 )
 from tweet_signals.storage.lease import Holder, SessionBusyError, SessionLease
+from tweet_signals.storage.upkeep import check_data_root, sweep_temporaries
 
 
 def run_name() -> str:
@@ -114,8 +120,11 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
     # Fail before anything is written when the model cannot be loaded.
     check_model_available(params.model)
     storage = Storage.at(params.data_root)
+    enter_stage(logger, run_date, "start")
     lease = SessionLease(storage.lease(run_date), Holder.this_process(str(flow_run.id or "") or None))
     try:
+        # A missing, read-only, forbidden or full data root: one line before anything starts.
+        check_data_root(storage, run_date)
         lease.acquire(
             params.busy_wait_s if params.on_busy == "wait" else 0,
             on_wait=lambda holder: say(
@@ -126,17 +135,79 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
         )
     except SessionBusyError as exc:
         return Failed(message=f"{run_date} under {storage.root}: {exc}; not started (on_busy={params.on_busy})")
+    except OSError as exc:
+        if (cause := storage_cause(exc)) is None:
+            raise
+        logger.error("%s", exc, exc_info=exc)
+        return Failed(message=storage_line(storage.root, "start", cause))
     try:
+        # Only now, holding the lease, can no live run of this session be writing its files.
+        removed = sweep_temporaries(storage, run_date)
+        if removed:
+            logger.info("%s: removed %d temporary file(s) of killed writes: %s", run_date, len(removed), removed)
         return _process_session(params, run_date, storage, lease)
-    except BaseException as exc:  # Ctrl-C and cancellation too
-        # The manifest must never say "running" for a run that died: a backfill trusts it.
-        manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
-        status = "failed" if isinstance(exc, Exception) else "interrupted"
-        manifest.update(status=status, error=f"{type(exc).__name__}: {exc}")
-        write_json_atomic(manifest, storage.manifest(run_date))
-        raise
+    except BaseException as exc:  # Ctrl-C, SIGTERM/SIGHUP and cancellation too
+        return _ended_early(exc, storage, run_date)
     finally:
         lease.release()
+
+
+def _ended_early(exc: BaseException, storage: Storage, run_date: date) -> State:
+    """Record in the manifest how and where the run stopped, with what it had finished; a storage
+    fault ends the run Failed with one line, anything else is raised on."""
+    logger = get_run_logger()
+    stage = current_stage()
+    cause = storage_cause(exc) if isinstance(exc, Exception) else None
+    if cause is not None:
+        error = storage_line(storage.root, stage, cause)
+    elif isinstance(exc, Exception) and api_unreachable(exc):
+        error = api_line(str(PREFECT_API_URL.value()), stage)
+    else:
+        error = f"{type(exc).__name__}: {exc}"
+    # This run's workers are stopped by now and it still holds the lease: what its killed writes
+    # left goes, which on a full disk also frees the room the manifest needs.
+    with contextlib.suppress(OSError):
+        sweep_temporaries(storage, run_date)
+    # The manifest must never say "running" for a run that died: a backfill trusts it.
+    manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
+    manifest.update(
+        status="failed" if isinstance(exc, Exception) else "interrupted",
+        stage=stage,
+        error=error,
+        finished=finished_outputs(storage, run_date),
+    )
+    try:
+        _record_end(manifest, storage.manifest(run_date))
+    except OSError as write_error:  # a read-only disk: the run log keeps it
+        logger.warning("%s: could not record the run's end in its manifest: %s", run_date, write_error)
+    if cause is None:
+        raise exc
+    logger.error("%s", error, exc_info=exc)  # the detail, for the run log and the log file
+    return Failed(message=error)
+
+
+def _record_end(manifest: dict[str, Any], path: AnyPath) -> None:
+    """Write the manifest of a run that stopped early. On a full local disk an atomic write has no
+    room for its second copy; the manifest is then rewritten in place (truncating it first frees
+    its blocks): a torn manifest reads as none, which is safer than one saying "running"."""
+    try:
+        write_json_atomic(manifest, path)
+    except OSError as exc:
+        if not isinstance(path, Path) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def finished_outputs(storage: Storage, run_date: date) -> dict[str, Any]:
+    """What a run that stopped early leaves for the next one: which stage outputs exist, and how
+    many analyzed chunks (of any configuration)."""
+    return {
+        "raw": storage.raw(run_date).exists(),
+        "clean": storage.clean(run_date).exists(),
+        "tfidf": (storage.tfidf_dir(run_date) / "vocabulary.parquet").exists(),
+        "analyzed_chunks": len(glob(storage.root, f"analyzed/date={run_date.isoformat()}/*/chunk-*.parquet")),
+        "signals": storage.signals(run_date).exists(),
+    }
 
 
 def _process_session(
@@ -179,14 +250,15 @@ def _process_session(
         )
     )
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ChunkPool(lambda: chunk_runner(params, workers)))
-        started: list[Any] = []
         # Only pool processes are started early: in-process (one worker) the model is loaded once
         # and kept across runs anyway. A day that finished before has little or nothing to
         # analyze: don't load models for it.
-        if not dask and workers > 1 and previous.get("status") != "complete":
-            rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-"))
-            started = start_workers(pool.runner, workers, analyzer, rendezvous)
+        early = not dask and workers > 1 and previous.get("status") != "complete"
+        # The rendezvous folder is made before the pool, so it is removed after the pool's workers
+        # are stopped: removed first, it failed the start tasks still waiting in it.
+        rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-")) if early else ""
+        pool = stack.enter_context(ChunkPool(lambda: chunk_runner(params, workers)))
+        started = start_workers(pool.runner, workers, analyzer, rendezvous) if early else []
         # Workers say which chunk they hold, so a dead one can be named (pool workers only: Dask
         # reschedules a lost worker's tasks itself, and its workers may not see this disk).
         claims = "" if dask else _claims_dir(stack, storage, run_date)
@@ -214,13 +286,17 @@ def _run_stages(
     started: list[Any],
     claims: str,
 ) -> dict[str, Any] | State:
+    logger = get_run_logger()
     t0 = time.perf_counter()
+    enter_stage(logger, run_date, "collect")
     collected = collect(params, run_date)
     timings["collect"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    enter_stage(logger, run_date, "dedupe")
     clean = dedupe(params, run_date)
     timings["dedupe"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    enter_stage(logger, run_date, "tfidf")
     tfidf = fit_tfidf(params, run_date, clean.digest)
     timings["tfidf"] = time.perf_counter() - t0
 
@@ -242,6 +318,7 @@ def _run_stages(
     )
     t0 = time.perf_counter()
     progress_key = f"analyze-progress-{run_date}-{root_tag(params.data_root)}"
+    enter_stage(logger, run_date, "analyze")
     chunk_run = run_chunks(descs, pool, params.chunk_retries, progress_key)
     results, failures = chunk_run.results, chunk_run.failures
     timings["analyze"] = time.perf_counter() - t0
@@ -291,6 +368,7 @@ def _run_stages(
         )
 
     t0 = time.perf_counter()
+    enter_stage(logger, run_date, "signals")
     signals = build_signals(params, run_date, str(clean_path), [d.output_path for d in descs], config_key)
     timings["signals"] = time.perf_counter() - t0
     chart = write_chart(storage, run_date)
