@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import psutil
 import pytest
-from polars.testing import assert_frame_equal
 from conftest import REPO, synthetic_run
+from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.slow  # CLI subprocesses with a process pool
 
