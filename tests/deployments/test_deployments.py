@@ -268,7 +268,8 @@ def test_a_burst_of_runs_queues_and_a_cancelled_run_stops_everything(
     params = {"synthetic_posts": 300, "workers": 1, "chunk_size": 100, "engine": "torch-fp32", "data_root": str(out)}
     with _api(server) as client:
         daily = client.get("/deployments/name/daily-signals/daily-signals").json()
-        assert daily["concurrency_limit"] == 1
+        assert daily["global_concurrency_limit"]["limit"] == 1
+        assert daily["concurrency_options"]["collision_strategy"] == "ENQUEUE"
         burst = [
             client.post(
                 f"/deployments/{daily['id']}/create_flow_run",
@@ -282,9 +283,9 @@ def test_a_burst_of_runs_queues_and_a_cancelled_run_stops_everything(
         assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
 
         # Cancel a two-worker run mid-analyze, as the UI's Cancel button does.
-        big = {**params, "synthetic_posts": 3000, "chunk_size": 150, "workers": 2, "run_date": "2026-01-15"}
+        big = {**params, "synthetic_posts": 3000, "chunk_size": 150, "workers": 2, "run_date": "2026-01-16"}
         run = client.post(f"/deployments/{daily['id']}/create_flow_run", json={"parameters": {"params": big}}).json()
-        chunks = out / "analyzed" / "date=2026-01-15"
+        chunks = out / "analyzed" / "date=2026-01-16"
         deadline = time.time() + 300
         while time.time() < deadline and len(list(chunks.glob("*/chunk-*.parquet"))) < 2:
             time.sleep(0.2)
@@ -292,7 +293,7 @@ def test_a_burst_of_runs_queues_and_a_cancelled_run_stops_everything(
         assert len(started) >= 3, started  # the flow run's process and its pool
         client.post(f"/flow_runs/{run['id']}/set_state", json={"state": {"type": "CANCELLING"}, "force": True})
         assert _wait(client, run["id"], timeout=120)["state"]["type"] == "CANCELLED"
-        manifest = json.loads((out / "runs" / "date=2026-01-15" / "manifest.json").read_text())
+        manifest = json.loads((out / "runs" / "date=2026-01-16" / "manifest.json").read_text())
         assert manifest["status"] == "interrupted" and manifest["stage"] == "analyze"
         deadline = time.time() + 15
         while time.time() < deadline and any(psutil.pid_exists(p) for p in started):
