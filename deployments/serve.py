@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from prefect import Flow, serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.schedules import Cron, Schedule
 
 from flows.backfill import backfill_signals
@@ -35,6 +36,13 @@ def _schedules(declared: dict[str, Any]) -> list[Schedule]:
     ]
 
 
+def _concurrency(declared: dict[str, Any]) -> ConcurrencyLimitConfig | None:
+    limit = declared.get("concurrency_limit")
+    if limit is None:
+        return None
+    return ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else ConcurrencyLimitConfig(limit=int(limit))
+
+
 def build_deployments() -> list[Any]:
     declared = declared_deployments()
     flows: dict[str, Flow[..., Any]] = {
@@ -50,6 +58,7 @@ def build_deployments() -> list[Any]:
             parameters=spec.get("parameters"),
             schedules=_schedules(spec),
             enforce_parameter_schema=spec.get("enforce_parameter_schema", True),
+            concurrency_limit=_concurrency(spec),
         )
         for name, spec in declared.items()
     ]

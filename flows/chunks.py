@@ -27,6 +27,7 @@ from prefect.futures import as_completed
 
 from flows.progress import say
 from tasks.analyze import analyze_chunk_task
+from tweet_signals.faults import storage_cause
 from tweet_signals.processes import pid_alive
 from tweet_signals.stages.analyze import ChunkDescriptor, read_claim
 
@@ -63,10 +64,34 @@ class ChunkPool:
         self.runner = self.make_runner().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.runner is not None:
-            self.runner.__exit__(None, None, None)
-            self.runner = None
+    def __exit__(self, exc_type: type[BaseException] | None = None, *exc: object) -> None:
+        if self.runner is None:
+            return
+        if exc_type is not None:
+            # The run is failing or interrupted (SIGTERM, a cancellation, a storage fault): stop
+            # the workers now. Shutting the pool down as usual would wait for every running chunk
+            # and leave processes behind if this process is killed meanwhile.
+            self.stop_workers()
+        self.runner.__exit__(None, None, None)
+        self.runner = None
+
+    def stop_workers(self) -> None:
+        """Terminate the pool's processes (SIGTERM) and drop its queues without waiting on them."""
+        self.remember_processes()
+        for process in self.processes.values():
+            if process.exitcode is None:
+                process.terminate()
+        self._drop_queues()
+
+    def _drop_queues(self) -> None:
+        # A worker killed while writing to one of the pool's queues dies holding the queue's
+        # lock: anything this process still feeds into it would wait forever, and so would the
+        # interpreter's exit, which joins the queues' feeder threads. Those queues are dropped
+        # with the pool; don't wait for them.
+        executor = getattr(self.runner, "_executor", None)
+        for queue in (getattr(self.runner, "_subprocess_message_queue", None), getattr(executor, "_call_queue", None)):
+            if queue is not None and hasattr(queue, "cancel_join_thread"):
+                queue.cancel_join_thread()
 
     def remember_processes(self) -> None:
         """Note the pool's current processes: a broken pool may drop them before we ask how they
@@ -87,14 +112,7 @@ class ChunkPool:
         """A fresh runner in place of the broken one; how the old one's processes ended, by pid."""
         exits = self.worker_exits()
         self.processes = {}
-        # A worker killed while writing to one of the pool's queues dies holding the queue's
-        # lock: anything this process still feeds into it would wait forever, and so would the
-        # interpreter's exit, which joins the queues' feeder threads. Those queues are dropped
-        # with the pool; don't wait for them.
-        executor = getattr(self.runner, "_executor", None)
-        for queue in (getattr(self.runner, "_subprocess_message_queue", None), getattr(executor, "_call_queue", None)):
-            if queue is not None and hasattr(queue, "cancel_join_thread"):
-                queue.cancel_join_thread()
+        self._drop_queues()
         self.__exit__()
         self.__enter__()
         self.rebuilds += 1
@@ -187,6 +205,10 @@ def run_chunks(descs: list[ChunkDescriptor], pool: ChunkPool, retries: int, arti
                 if _broken_pool(exc):  # not this chunk's fault: it is run again on a new pool
                     unfinished.append(desc)
                     continue
+                if storage_cause(exc) is not None:
+                    # The data root refuses writes: every other chunk would fail alike. The run
+                    # ends with one line naming the root (the flow); finished chunks are kept.
+                    raise
                 # The chunk itself failed after its retries; the others go on.
                 run.failures[desc.chunk] = f"{type(exc).__name__}: {exc}"
                 logger.error("chunk %d failed: %s", desc.chunk, run.failures[desc.chunk])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,13 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows.chunks import ChunkPool, ChunkRun, run_chunks
 from flows.parameters import effective_params
-from flows.progress import say
+from flows.progress import current_stage, enter_stage, say
 from flows.run_record import StageClock, analyze_summary, chunk_entries, complete_outputs, started_pids
 from tasks.analyze import start_worker_task
 from tasks.collect import collect_task
@@ -33,6 +36,7 @@ from tasks.signals import signals_task
 from tasks.tfidf import tfidf_task
 from tweet_signals.evaluation.history import stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
+from tweet_signals.faults import api_line, api_unreachable, storage_cause, storage_line
 from tweet_signals.market.sessions import calendar, is_session
 from tweet_signals.model.config import AnalyzerConfig
 from tweet_signals.model.engines.choice import build_engine_files, unchecked_engines
@@ -53,10 +57,12 @@ from tweet_signals.stages.tfidf import TfidfResult
 from tweet_signals.storage import (
     AnyPath,
     Storage,
+    glob,
     read_json,
     write_json_atomic,
 )
 from tweet_signals.storage.lease import Holder, SessionBusyError, SessionLease
+from tweet_signals.storage.upkeep import check_data_root, sweep_temporaries
 
 
 def run_name() -> str:
@@ -120,8 +126,11 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
     model = resolve_model(params.model)
     check_model_available(model)
     storage = Storage.at(params.data_root)
+    enter_stage(logger, run_date, "start")
     lease = SessionLease(storage.lease(run_date), Holder.this_process(str(flow_run.id or "") or None))
     try:
+        # A missing, read-only, forbidden or full data root: one line before anything starts.
+        check_data_root(storage, run_date)
         lease.acquire(
             params.busy_wait_s if params.on_busy == "wait" else 0,
             on_wait=lambda holder: say(
@@ -132,17 +141,79 @@ def daily_signals(params: SignalsParams = SignalsParams()) -> dict[str, Any] | S
         )
     except SessionBusyError as exc:
         return Failed(message=f"{run_date} under {storage.root}: {exc}; not started (on_busy={params.on_busy})")
+    except OSError as exc:
+        if (cause := storage_cause(exc)) is None:
+            raise
+        logger.error("%s", exc, exc_info=exc)
+        return Failed(message=storage_line(storage.root, "start", cause))
     try:
+        # Only now, holding the lease, can no live run of this session be writing its files.
+        removed = sweep_temporaries(storage, run_date)
+        if removed:
+            logger.info("%s: removed %d temporary file(s) of killed writes: %s", run_date, len(removed), removed)
         return _process_session(params, model, run_date, storage, lease)
-    except BaseException as exc:  # Ctrl-C and cancellation too
-        # The manifest must never say "running" for a run that died: a backfill trusts it.
-        manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
-        status = "failed" if isinstance(exc, Exception) else "interrupted"
-        manifest.update(status=status, error=f"{type(exc).__name__}: {exc}")
-        write_json_atomic(manifest, storage.manifest(run_date))
-        raise
+    except BaseException as exc:  # Ctrl-C, SIGTERM/SIGHUP and cancellation too
+        return _ended_early(exc, storage, run_date)
     finally:
         lease.release()
+
+
+def _ended_early(exc: BaseException, storage: Storage, run_date: date) -> State:
+    """Record in the manifest how and where the run stopped, with what it had finished; a storage
+    fault ends the run Failed with one line, anything else is raised on."""
+    logger = get_run_logger()
+    stage = current_stage()
+    cause = storage_cause(exc) if isinstance(exc, Exception) else None
+    if cause is not None:
+        error = storage_line(storage.root, stage, cause)
+    elif isinstance(exc, Exception) and api_unreachable(exc):
+        error = api_line(str(PREFECT_API_URL.value()), stage)
+    else:
+        error = f"{type(exc).__name__}: {exc}"
+    # This run's workers are stopped by now and it still holds the lease: what its killed writes
+    # left goes, which on a full disk also frees the room the manifest needs.
+    with contextlib.suppress(OSError):
+        sweep_temporaries(storage, run_date)
+    # The manifest must never say "running" for a run that died: a backfill trusts it.
+    manifest = read_json(storage.manifest(run_date)) or {"run_date": str(run_date)}
+    manifest.update(
+        status="failed" if isinstance(exc, Exception) else "interrupted",
+        stage=stage,
+        error=error,
+        finished=finished_outputs(storage, run_date),
+    )
+    try:
+        _record_end(manifest, storage.manifest(run_date))
+    except OSError as write_error:  # a read-only disk: the run log keeps it
+        logger.warning("%s: could not record the run's end in its manifest: %s", run_date, write_error)
+    if cause is None:
+        raise exc
+    logger.error("%s", error, exc_info=exc)  # the detail, for the run log and the log file
+    return Failed(message=error)
+
+
+def _record_end(manifest: dict[str, Any], path: AnyPath) -> None:
+    """Write the manifest of a run that stopped early. On a full local disk an atomic write has no
+    room for its second copy; the manifest is then rewritten in place (truncating it first frees
+    its blocks): a torn manifest reads as none, which is safer than one saying "running"."""
+    try:
+        write_json_atomic(manifest, path)
+    except OSError as exc:
+        if not isinstance(path, Path) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def finished_outputs(storage: Storage, run_date: date) -> dict[str, Any]:
+    """What a run that stopped early leaves for the next one: which stage outputs exist, and how
+    many analyzed chunks (of any configuration)."""
+    return {
+        "raw": storage.raw(run_date).exists(),
+        "clean": storage.clean(run_date).exists(),
+        "tfidf": (storage.tfidf_dir(run_date) / "vocabulary.parquet").exists(),
+        "analyzed_chunks": len(glob(storage.root, f"analyzed/date={run_date.isoformat()}/*/chunk-*.parquet")),
+        "signals": storage.signals(run_date).exists(),
+    }
 
 
 def _process_session(
@@ -185,14 +256,15 @@ def _process_session(
         storage,
     )
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ChunkPool(lambda: chunk_runner(params, workers)))
-        started: list[Any] = []
         # Only pool processes are started early: in-process (one worker) the model is loaded once
         # and kept across runs anyway. A day that finished before has little or nothing to
         # analyze: don't load models for it.
-        if not dask and workers > 1 and previous.get("status") != "complete":
-            rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-"))
-            started = start_workers(pool.runner, workers, analyzer, rendezvous)
+        early = not dask and workers > 1 and previous.get("status") != "complete"
+        # The rendezvous folder is made before the pool, so it is removed after the pool's workers
+        # are stopped: removed first, it failed the start tasks still waiting in it.
+        rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-")) if early else ""
+        pool = stack.enter_context(ChunkPool(lambda: chunk_runner(params, workers)))
+        started = start_workers(pool.runner, workers, analyzer, rendezvous) if early else []
         # Workers say which chunk they hold, so a dead one can be named (pool workers only: Dask
         # reschedules a lost worker's tasks itself, and its workers may not see this disk).
         claims = "" if dask else _claims_dir(stack, storage, run_date)
@@ -213,7 +285,6 @@ class SessionRun:
     pool: ChunkPool
     started: list[Any]  # futures of the workers started early
     claims: str  # folder where workers name the chunk they hold ("" under Dask)
-    clock: StageClock = field(default_factory=StageClock)
 
     def write_manifest(self) -> None:
         write_json_atomic(self.manifest, self.storage.manifest(self.run_date))
@@ -267,7 +338,9 @@ def _claims_dir(stack: contextlib.ExitStack, storage: Storage, run_date: date) -
 
 def _run_stages(run: SessionRun) -> dict[str, Any] | State:
     """The five stages, each reusing what an earlier run finished; the manifest says what ran."""
-    params, run_date, clock = run.params, run.run_date, run.clock
+    params, run_date = run.params, run.run_date
+    logger = get_run_logger()
+    clock = StageClock(lambda stage: enter_stage(logger, run_date, stage))
     with clock("collect"):
         collected = collect_task(params, run_date)
     with clock("dedupe"):

@@ -4,7 +4,7 @@ per-chunk entries, and the outputs that "complete" rests on."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,13 +18,16 @@ from tweet_signals.storage import location, output_record
 
 
 class StageClock:
-    """Wall-clock seconds of each stage of one run, in the order they ran."""
+    """Wall-clock seconds of each stage of one run, in the order they ran; ``announce`` is told
+    each stage as it starts (the progress line, and the stage a fault report names)."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[str], None] = lambda stage: None) -> None:
         self.seconds: dict[str, float] = {}
+        self._announce = announce
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
+        self._announce(stage)
         start = time.perf_counter()
         try:
             yield

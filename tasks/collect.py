@@ -8,6 +8,7 @@ from prefect import task
 from prefect.logging import get_run_logger
 from prefect.states import State
 
+from tweet_signals.faults import storage_cause
 from tweet_signals.market.sessions import NotASessionError
 from tweet_signals.params import SignalsParams
 from tweet_signals.sources.x_api import XApiError
@@ -15,14 +16,16 @@ from tweet_signals.stages.collect import CollectResult, EmptyDayError, collect_s
 
 
 def retry_if_transient(task: object, task_run: object, state: State) -> bool:
-    """Retry I/O failures (network, storage); not bad input or an empty day, which repeat."""
+    """Retry I/O failures (network, a flaky store); not bad input, an empty day or a storage
+    refusal (full, read-only, forbidden), which repeat."""
     try:
         state.result()
     except (EmptyDayError, ValueError, FileNotFoundError, NotASessionError, XApiError):
         # XApiError: the client already retried with backoff, or the API refused (token, query).
         return False
-    except Exception:
-        return True
+    except Exception as exc:
+        # A full, read-only or forbidden data root stays so for the minutes retries wait.
+        return storage_cause(exc) is None
     return False
 
 

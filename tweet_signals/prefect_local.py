@@ -49,7 +49,8 @@ def prefect_api() -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
-        _send_queued_logs()
+        if server.server_process is not None and server.server_process.poll() is None:
+            _send_queued_logs()  # not to a server that died: that would only wait for the timeout
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
 

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from tweet_signals.faults import api_line, api_unreachable
 from tweet_signals.model.base import ModelUnavailableError
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 130)
 
 
 def quiet_prefect(verbose: bool) -> None:
-    """Prefect's own logs only with --verbose; the pipeline's progress lines always."""
+    """Prefect's own logs only with --verbose; the pipeline's progress lines always; tracebacks
+    and Prefect's records in the log file (``cli/logs.py``). Call it before Prefect is imported:
+    its logging is set up on import, in this process and in every worker process it spawns."""
     import logging
 
     from rich.logging import RichHandler
+
+    os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(Path(__file__).with_name("logging.yml")))
+    os.environ["TWEET_SIGNALS_VERBOSE"] = "1" if verbose else "0"
 
     progress = logging.getLogger("tweet_signals.progress")
     progress.setLevel(logging.INFO)
@@ -33,7 +41,7 @@ def quiet_prefect(verbose: bool) -> None:
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, whatever its length
     raise typer.Exit(code)
 
 
@@ -54,35 +62,49 @@ def write_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
 
 
+# What systemd, Docker, Kubernetes, a Prefect worker's cancellation, Ctrl-C and a closed terminal
+# send; each stops a run the same way, and the command exits 128 + the signal's number.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 def run_flow(fn: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any, str]:
-    """Run a flow against a Prefect API; return (ok, result, message) instead of raising."""
+    """Run a flow against a Prefect API; return (ok, result, message) instead of raising.
+
+    A stop signal or the API going away ends the command here with one line (see ``_stopped``
+    and ``_api_gone``); the flow has already recorded in the manifest where it stopped.
+    """
     import signal
 
     from tweet_signals.prefect_local import prefect_api
 
-    interrupted = False
+    received: list[int] = []
 
-    def on_interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
+    def on_stop(signum: int, frame: object) -> None:
+        if received:  # a second signal while stopping: stop now
+            _stopped(signum, hard=True)
+        received.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_interrupt)
+    for name in STOP_SIGNALS:
+        # The flow engine swaps SIGTERM for its own handler while the flow runs and passes the
+        # signal back to this one when the flow has unwound (``prefect.utilities.engine.capture_sigterm``).
+        signal.signal(getattr(signal, name), on_stop)
+    api_url = ""
     try:
-        with prefect_api():
+        with prefect_api() as api_url:
             state = fn(*args, return_state=True, **kwargs)
             try:
                 result = state.result(raise_on_failure=False)
             except Exception as exc:  # the result itself failed to load
                 result = exc
-    except BaseException:
+    except BaseException as exc:
         # Ctrl-C reaches the temporary API server too (same process group), so what follows an
         # interrupt is a cascade of connection errors: report the interrupt, not them.
-        if not interrupted:
-            raise
-        console.print("[bold]interrupted[/]: finished chunks are kept; run the same command again to continue")
-        sys.stderr.flush()
-        os._exit(130)  # skip exit handlers that would flush logs to the stopped server
+        if received:
+            _stopped(received[0])
+        if isinstance(exc, Exception) and api_unreachable(exc):
+            _api_gone(api_url, exc)
+        raise
     if isinstance(result, ModelUnavailableError):
         fail(str(result))
     if state.is_completed():
@@ -90,6 +112,55 @@ def run_flow(fn: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any, str]:
     if isinstance(result, BaseException):
         return False, getattr(result, "data", None), f"{type(result).__name__}: {result}"
     return False, result, state.message or state.name
+
+
+def stop_children(grace_s: float = 5.0) -> None:
+    """Stop every process this one started and that still runs (pool workers, a temporary API
+    server, the server's guard): SIGTERM, then SIGKILL after ``grace_s``."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's exit handlers: they would flush logs to an API server that
+    is stopped or gone, and wait on pool queues whose workers were killed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _stopped(signum: int, hard: bool = False) -> None:
+    import signal
+
+    stop_children(grace_s=0 if hard else 5.0)
+    name = signal.Signals(signum).name
+    console.print(
+        f"[bold]interrupted[/] ({name}): workers stopped; the manifest says interrupted; finished chunks "
+        "are kept; run the same command again to continue",
+        soft_wrap=True,
+    )
+    _exit_now(128 + signum)
+
+
+def _api_gone(api_url: str, exc: BaseException) -> None:
+    import logging
+
+    from flows.progress import current_stage
+    from tweet_signals.cli.logs import DETAIL, log_file
+
+    logging.getLogger(DETAIL).error("the Prefect API went away", exc_info=exc)
+    stop_children()
+    line = api_line(api_url or "configured", current_stage())
+    console.print(f"[bold red]error:[/] {line} (details: {log_file()})", soft_wrap=True)
+    _exit_now(1)
 
 
 def summary_table(manifests: list[dict[str, Any]]) -> Table:

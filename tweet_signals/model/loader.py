@@ -95,8 +95,13 @@ def start_worker(config: AnalyzerConfig, rendezvous: str, workers: int) -> int:
 
     warm_worker(config)
     directory = Path(rendezvous)
-    (directory / f"{os.getpid()}-{time.monotonic_ns()}").touch()
-    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
-    while sum(1 for _ in directory.iterdir()) < workers and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        (directory / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+        deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
+        while sum(1 for _ in directory.iterdir()) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except FileNotFoundError:
+        # The run ended (failed or interrupted) and removed the folder: the worker is up, which is
+        # all this task is for; failing here would only add a second error to the first.
+        pass
     return os.getpid()

@@ -30,6 +30,10 @@ META_KEY = b"tweet_signals"
 ROW_GROUP_ROWS = 8_192
 
 AnyPath: TypeAlias = Path | UPath
+# Temporary files: ``.NAME.<hex>.tmp`` beside a local target, ``tweet-signals-<pid>-<hex>.tmp`` in
+# the system's temp directory for a remote one (see ``storage.upkeep``, which removes leftovers).
+LOCAL_TMP_GLOB = ".*.tmp"
+REMOTE_TMP_PREFIX = "tweet-signals-"
 
 
 def location(value: str | AnyPath) -> AnyPath:
@@ -67,7 +71,8 @@ def _tmp_name(path: AnyPath) -> Path:
         assert isinstance(path, Path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    return Path(tempfile.gettempdir()) / f"tweet-signals-{uuid.uuid4().hex}.tmp"
+    # The writer's pid is in the name: a later run removes the files of writers that are gone.
+    return Path(tempfile.gettempdir()) / f"{REMOTE_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.tmp"
 
 
 def publish(tmp: Path, path: AnyPath) -> AnyPath:

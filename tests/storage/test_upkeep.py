@@ -1,0 +1,81 @@
+"""What killed writes leave behind is removed, and only that; an unwritable data root is named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from tweet_signals.faults import StorageFault
+from tweet_signals.storage import Storage
+from tweet_signals.storage.upkeep import check_data_root, sweep_temporaries
+
+DAY, OTHER = date(2026, 1, 7), date(2026, 1, 8)
+WRITER = """
+import sys, time, polars as pl
+from pathlib import Path
+from tweet_signals.storage import ParquetStreamWriter
+frame = pl.DataFrame({"id": [str(i) for i in range(10_000)]})
+writer = ParquetStreamWriter(Path(sys.argv[1]), frame.to_arrow().schema)
+writer.write(frame)
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def _killed_mid_write(target: Path) -> None:
+    """A real process that dies (SIGKILL) halfway through a Parquet write to ``target``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.slow  # real writer subprocesses
+def test_a_write_killed_mid_file_leaves_a_temporary_that_the_sweep_removes(tmp_path: Path) -> None:
+    storage = Storage.at(tmp_path)
+    _killed_mid_write(Path(storage.raw(DAY)))
+    _killed_mid_write(Path(storage.analyzed_chunk(DAY, "key", 3)))
+    _killed_mid_write(Path(storage.raw(OTHER)))
+    left = sorted(p.name for p in tmp_path.rglob(".*.tmp"))
+    assert len(left) == 3 and all(name.startswith((".posts.parquet.", ".chunk-0003.parquet.")) for name in left)
+    removed = sweep_temporaries(storage, DAY)
+    assert len(removed) == 2
+    # Only that session's: another session may have a live writer.
+    assert [p.parent.name for p in tmp_path.rglob(".*.tmp")] == [f"date={OTHER}"]
+    assert not Path(storage.raw(DAY)).exists()  # nothing was published under the real name
+
+
+def test_object_store_staging_files_of_dead_writers_go_live_ones_stay(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = tmp_path / f"tweet-signals-{int(dead.stdout)}-ab12.tmp"
+    live = tmp_path / f"tweet-signals-{os.getpid()}-cd34.tmp"
+    unrelated = tmp_path / "tweet-signals-cache.tmp"
+    for path in (gone, live, unrelated):
+        path.write_bytes(b"partial")
+    removed = sweep_temporaries(Storage.at("s3://bucket/root"), DAY, temp_dir=tmp_path)
+    assert removed == [str(gone)]
+    assert live.exists() and unrelated.exists()
+
+
+def test_an_unwritable_data_root_is_one_line_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data root's parent should be")
+    root = blocker / "data"
+    with pytest.raises(StorageFault) as caught:
+        check_data_root(Storage.at(root), DAY)
+    assert str(caught.value).startswith(f"storage fault under data root {root} during start: ")
+    assert "run the same command again" in str(caught.value)
+    check_data_root(Storage.at(tmp_path / "fine"), DAY)
+    assert not list((tmp_path / "fine").rglob("*probe*"))
