@@ -91,9 +91,18 @@ def test_an_x_api_error_is_not_retried_again() -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [OSError(28, "No space left on device"), httpx.ConnectError("refused"), TimeoutError("read")],
-    ids=["disk", "network", "timeout"],
+    [OSError(28, "No space left on device"), OSError(30, "Read-only file system"), PermissionError(13, "denied")],
+    ids=["disk-full", "read-only", "forbidden"],
+)
+def test_a_refusing_data_root_is_not_retried(error: Exception) -> None:
+    # A full, read-only or forbidden root stays so for the minutes the retries would wait.
+    assert retry_if_transient(None, None, Failed(data=error)) is False
+
+
+@pytest.mark.parametrize(
+    "error",
+    [httpx.ConnectError("refused"), ConnectionResetError(104, "reset by peer"), TimeoutError("read")],
+    ids=["network", "reset", "timeout"],
 )
 def test_transient_io_failures_are_retried(error: Exception) -> None:
     assert retry_if_transient(None, None, Failed(data=error)) is True
-
