@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "tweet_signals.processes": -1,
     "tweet_signals.hashing": -1,
     "tweet_signals.quiet": -1,
+    "tweet_signals.faults": -1,
 }
 
 
