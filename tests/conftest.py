@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -138,3 +139,31 @@ def tiny_roberta(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = RobertaForSequenceClassification(config).eval()
     model.save_pretrained(str(out), safe_serialization=True)
     return out
+
+
+# A Parquet write that dies halfway: the streaming writer's first batch is on disk in its
+# temporary file when the process is SIGKILLed, as a crash or an OOM kill leaves it.
+_WRITER_KILLED_MID_FILE = """
+import sys, time, polars as pl
+from pathlib import Path
+from tweet_signals.storage import ParquetStreamWriter
+frame = pl.DataFrame({"id": [str(i) for i in range(10_000)]})
+writer = ParquetStreamWriter(Path(sys.argv[1]), frame.to_arrow().schema)
+writer.write(frame)
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def kill_a_writer_mid_file(target: Path, env: dict[str, str] | None = None) -> None:
+    """A real process that dies (SIGKILL) halfway through a Parquet write to ``target``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER_KILLED_MID_FILE, str(target)],
+        cwd=REPO,
+        env={**(env or os.environ), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
+    proc.kill()
+    proc.wait()

@@ -8,29 +8,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import psutil
 import pytest
-from conftest import REPO, synthetic_run
+from conftest import kill_a_writer_mid_file, synthetic_run
 from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.slow  # CLI subprocesses with a process pool
 
 DAY = "2026-01-07"
-# A mid-file write killed: the temporary file a crash leaves beside raw/date=D/posts.parquet.
-KILLED_WRITER = """
-import sys, time, polars as pl
-from pathlib import Path
-from tweet_signals.storage import ParquetStreamWriter
-frame = pl.DataFrame({"id": [str(i) for i in range(10_000)]})
-writer = ParquetStreamWriter(Path(sys.argv[1]), frame.to_arrow().schema)
-writer.write(frame)
-print("written", flush=True)
-time.sleep(60)
-"""
 
 
 def _run(root: Path, env: dict[str, str]) -> list[str]:
@@ -70,16 +58,7 @@ def test_sigkill_of_the_group_at_every_stage_then_a_rerun_equals_an_uninterrupte
     seen: set[int] = set()
     for line in (f"{DAY}: collect", f"{DAY}: dedupe", f"{DAY}: analyze 1/", f"{DAY}: signals"):
         seen |= _kill_group_at(root, env, line)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(root / "raw" / f"date={DAY}" / "posts.parquet")],
-        cwd=REPO,
-        env={**env, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert writer.stdout is not None and writer.stdout.readline().strip() == "written"
-    writer.kill()
-    writer.wait()
+    kill_a_writer_mid_file(root / "raw" / f"date={DAY}" / "posts.parquet", env)
     assert list(root.rglob(".*.tmp")), "the killed write left no temporary file to clean"
 
     done = subprocess.run(_run(root, env), env=env, capture_output=True, text=True, timeout=600)

@@ -9,45 +9,21 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import kill_a_writer_mid_file
 
 from tweet_signals.faults import StorageFault
 from tweet_signals.storage import Storage
 from tweet_signals.storage.upkeep import check_data_root, sweep_temporaries
 
 DAY, OTHER = date(2026, 1, 7), date(2026, 1, 8)
-WRITER = """
-import sys, time, polars as pl
-from pathlib import Path
-from tweet_signals.storage import ParquetStreamWriter
-frame = pl.DataFrame({"id": [str(i) for i in range(10_000)]})
-writer = ParquetStreamWriter(Path(sys.argv[1]), frame.to_arrow().schema)
-writer.write(frame)
-print("written", flush=True)
-time.sleep(60)
-"""
-
-
-def _killed_mid_write(target: Path) -> None:
-    """A real process that dies (SIGKILL) halfway through a Parquet write to ``target``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(target)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
-    proc.kill()
-    proc.wait()
 
 
 @pytest.mark.slow  # real writer subprocesses
 def test_a_write_killed_mid_file_leaves_a_temporary_that_the_sweep_removes(tmp_path: Path) -> None:
     storage = Storage.at(tmp_path)
-    _killed_mid_write(Path(storage.raw(DAY)))
-    _killed_mid_write(Path(storage.analyzed_chunk(DAY, "key", 3)))
-    _killed_mid_write(Path(storage.raw(OTHER)))
+    kill_a_writer_mid_file(Path(storage.raw(DAY)))
+    kill_a_writer_mid_file(Path(storage.analyzed_chunk(DAY, "key", 3)))
+    kill_a_writer_mid_file(Path(storage.raw(OTHER)))
     left = sorted(p.name for p in tmp_path.rglob(".*.tmp"))
     assert len(left) == 3 and all(name.startswith((".posts.parquet.", ".chunk-0003.parquet.")) for name in left)
     removed = sweep_temporaries(storage, DAY)
