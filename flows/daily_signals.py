@@ -237,10 +237,9 @@ def recorded_engine(config: AnalyzerConfig, previous: dict[str, Any], force: boo
 # the checks run inline (embedded model, 83 s measured on a shared 2-core CPU: ONNX export, int8
 # quantisation, the candidates checked against fp32; the compile on top).
 INLINE_CHOICE_COST = "about 1-2 min"
-# What the background check takes (the same work at low priority, started by the first run; the
-# embedded model's verdicts were recorded 155 s and 228 s after the first `tweet-signals demo`
-# started, on a shared 2-core CPU, the demo's analysis running beside it).
-BACKGROUND_CHECK_COST = "about 2-4 min at low priority"
+# What the background check takes once the run that started it is done (the same work at low
+# priority: 66 s after the first `tweet-signals demo` ended, quiet 2-core CPU; more on a busy one).
+BACKGROUND_CHECK_COST = "about 1-3 min at low priority, after this run"
 _TOLD: set[tuple[Path, str]] = set()
 _NAMED_LOGS: set[Path] = set()
 

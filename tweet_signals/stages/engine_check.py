@@ -1,5 +1,5 @@
 """The engine checks a model's first run on a machine defers: done in a background process at low
-priority while the run analyses on the reference engine, so the next runs can choose among them.
+priority once the run, analysing on the reference engine, is done, so the next runs can choose.
 
 ``--engine auto`` checks every candidate engine against fp32 once per model revision and device
 (``model.engines.choice``): ONNX export and int8 quantisation, the AOTInductor compile, each
@@ -38,7 +38,7 @@ from tweet_signals.processes import pid_alive
 
 CHECKS_ENV = "TWEET_SIGNALS_ENGINE_CHECKS"
 CheckMode = Literal["background", "inline", "off"]
-# The checker measures speeds once its parent is gone, or after this long (a long-lived parent:
+# The checker starts once its parent is gone, or after this long (a long-lived parent:
 # a Prefect worker serving deployments).
 PARENT_WAIT_S = 600.0
 
@@ -72,8 +72,8 @@ def check_in_background(
 ) -> subprocess.Popen[bytes] | None:
     """Start a low-priority process that builds and checks ``candidates`` (``config.device``
     resolved) and records their verdicts, unless one checks this model already; its output is
-    appended to ``log_file``. Speeds are measured once ``wait_for`` (default: this process) has
-    exited; None: at once. Returns the process, or None when none was started."""
+    appended to ``log_file``. It starts once ``wait_for`` (default: this process; 0: none) has
+    exited. Returns the process, or None when none was started."""
     if not candidates or checking(config):
         return None
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def check_in_background(
 
 
 def check_candidates(config: AnalyzerConfig, candidates: Sequence[str], wait_for: int | None) -> dict[str, bool]:
-    """Build ``candidates``' files, wait for ``wait_for`` to exit, then record each verdict.
+    """Wait for ``wait_for`` to exit, build ``candidates``' files, then record each verdict.
     Returns whether each candidate passed (the ones another process recorded meanwhile are left
     out). Holds the model's check lock throughout; returns {} if another process holds it."""
     from tweet_signals.model.engines.choice import (
@@ -115,6 +115,12 @@ def check_candidates(config: AnalyzerConfig, candidates: Sequence[str], wait_for
         todo = [c for c in candidates if read_verdict(config, c, config.device) is None]
         if not todo:
             return {}
+        # Nothing runs beside the run's analysis, not even at low priority: its torch threads
+        # wait for each other, and a busy core slowed its first chunk five-fold (6 s → 34 s,
+        # 2 cores). And the speeds recorded are not measured against it.
+        deadline = time.monotonic() + PARENT_WAIT_S
+        while wait_for is not None and pid_alive(wait_for) and time.monotonic() < deadline:
+            time.sleep(0.5)
         texts = calibration_texts()
         # fp32 first, then the exports: the order of an inline check (the exported graph
         # depends on which loader ran first in the process).
@@ -125,9 +131,6 @@ def check_candidates(config: AnalyzerConfig, candidates: Sequence[str], wait_for
                 build_engine_files(config, candidate)
             except Exception as exc:  # the check below records the failure as its verdict
                 print(f"building {candidate} failed: {type(exc).__name__}: {exc}", flush=True)
-        deadline = time.monotonic() + PARENT_WAIT_S
-        while wait_for is not None and pid_alive(wait_for) and time.monotonic() < deadline:
-            time.sleep(0.5)
         passed = {}
         for candidate in todo:
             verdict = record_verdict(config, candidate, texts, reference)
