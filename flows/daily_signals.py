@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.faults import api_line, api_unreachable, storage_cause, storage_line
 from tweet_signals.market.sessions import calendar, is_session
 from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.engines.build import ENGINES
+from tweet_signals.model.engines.cascade import CASCADE
 from tweet_signals.model.engines.choice import build_engine_files, unchecked_engines
 from tweet_signals.model.reference import ModelRef, check_model_available, resolve_model
 from tweet_signals.params import SignalsParams, resolve_workers
@@ -51,7 +53,7 @@ from tweet_signals.stages.analyze import (
     plan_chunks,
 )
 from tweet_signals.stages.dedupe import DedupeResult
-from tweet_signals.stages.engine_check import check_in_background
+from tweet_signals.stages.engine_check import CHECKS_ENV, check_in_background, check_mode
 from tweet_signals.stages.summary import root_tag, signals_rows, summary_markdown, write_chart
 from tweet_signals.stages.tfidf import TfidfResult
 from tweet_signals.storage import (
@@ -246,15 +248,10 @@ def _process_session(
     dask = params.task_runner == "dask"
     workers = params.dask_workers if dask else resolve_workers(params.workers, model, params.device)
     # "auto" is resolved here, once, so the chunk cache key names the engine that really ran.
-    analyzer = _choose_engine(
-        AnalyzerConfig(
-            model=model,
-            device=params.device,
-            engine=params.engine,
-            threads=max(1, (os.cpu_count() or 1) // workers),
-        ),
-        storage,
+    requested = AnalyzerConfig(
+        model=model, device=params.device, engine=params.engine, threads=max(1, (os.cpu_count() or 1) // workers)
     )
+    analyzer = recorded_engine(requested, previous, params.force) or _choose_engine(requested, storage)
     with contextlib.ExitStack() as stack:
         # Only pool processes are started early: in-process (one worker) the model is loaded once
         # and kept across runs anyway. A day that finished before has little or nothing to
@@ -290,9 +287,31 @@ class SessionRun:
         write_json_atomic(self.manifest, self.storage.manifest(self.run_date))
 
 
-# What a model's first run on a machine spends choosing its engine (embedded model, 69 s measured
-# on a shared 2-core CPU: ONNX export and int8 quantisation, the candidates checked against fp32).
-FIRST_CHOICE_COST = "about 30-90 s"
+def recorded_engine(config: AnalyzerConfig, previous: dict[str, Any], force: bool) -> AnalyzerConfig | None:
+    """For ``engine=auto``, the engine a complete run of this session with this model recorded,
+    so that its chunks (keyed by engine) are reused: a day is not recomputed because a faster
+    engine passed its check since. None (choose now) when forced, or nothing usable is recorded."""
+    analyze = previous.get("analyze") or {}
+    engine = analyze.get("engine")
+    same_model = previous.get("model") == {"id": config.model.name, "revision": config.model.revision}
+    if force or config.engine != "auto" or previous.get("status") != "complete" or not same_model:
+        return None
+    if engine not in ENGINES:
+        return None
+    margin = analyze.get("cascade_margin")
+    if engine == CASCADE and margin is None:
+        return None  # recorded before margins were: its chunks' key cannot be rebuilt
+    return replace(config, engine=engine, cascade_margin=margin)
+
+
+# What a model's first run on a machine would spend choosing its engine before analysing, when
+# the checks run inline (embedded model, 83 s measured on a shared 2-core CPU: ONNX export, int8
+# quantisation, the candidates checked against fp32; the compile on top).
+INLINE_CHOICE_COST = "about 1-2 min"
+# What the background check takes once the run that started it is done (the same work at low
+# priority: 66 s after the first `tweet-signals demo` ended, quiet 2-core CPU; more on a busy one).
+BACKGROUND_CHECK_COST = "about 1-3 min at low priority, after this run"
+_TOLD: set[tuple[Path, str]] = set()
 _NAMED_LOGS: set[Path] = set()
 
 
@@ -301,30 +320,54 @@ def _choose_engine(config: AnalyzerConfig, storage: Storage) -> AnalyzerConfig:
     load them) with the output of compilers, quantizers and libraries kept off the console: it
     goes to a log file under the data root (named in one line) and to the run log at debug level.
 
-    A model's first run here says that it chooses and what that costs; the compiled engine,
-    whose build is most of that cost, is built and checked in the background for later runs."""
+    Candidates without a recorded verdict (a model's first run on a machine) are checked in a
+    background process at low priority (``stages.engine_check``): this run analyses at once on
+    the fastest engine already checked, fp32 on a first run, and says so in one line."""
     logger = get_run_logger()
     local_log = storage.log("engines")
     log_file = local_log if isinstance(local_log, Path) else config.model.cache_dir / "engines.log"
-    if unchecked_engines(config, deferring=True):
-        say(logger, f"choosing the fastest engine for this CPU, once: {FIRST_CHOICE_COST}")
-    deferred: list[tuple[AnalyzerConfig, str]] = []
+    mode = check_mode()
+    if mode == "inline" and unchecked_engines(config):
+        say(logger, f"choosing the fastest engine for this CPU, once: {INLINE_CHOICE_COST}")
+    deferred: list[str] = []
+    on_device = config
     written: list[str] = []
+
+    def defer(resolved: AnalyzerConfig, candidate: str) -> None:
+        nonlocal on_device
+        on_device = resolved
+        deferred.append(candidate)
 
     def to_run_log(text: str) -> None:
         written.append(text)
         logger.debug("compiler and library output:\n%s", text)
 
     with third_party_output_to(log_file, to_run_log):
-        chosen = choose_engine(config, defer=lambda on_device, candidate: deferred.append((on_device, candidate)))
+        chosen = choose_engine(config, defer=None if mode == "inline" else defer)
         build_engine_files(chosen, chosen.engine)
-    for on_device, candidate in deferred:
-        if check_in_background(on_device, candidate, log_file):
-            say(logger, f"engine {chosen.engine}; building {candidate} in the background for the next runs")
-    if (written or deferred) and log_file not in _NAMED_LOGS:  # named once per process (a backfill runs many days)
+    if deferred:
+        started = mode == "background" and check_in_background(on_device, deferred, log_file) is not None
+        told = (on_device.model.cache_dir, on_device.device)
+        if started or told not in _TOLD:  # once per process: a backfill runs many days
+            _TOLD.add(told)
+            say(logger, _deferred_line(chosen.engine, deferred, mode, started))
+    if (written or deferred) and log_file not in _NAMED_LOGS:  # named once per process
         _NAMED_LOGS.add(log_file)
         say(logger, f"compiler and library output: {log_file}")
     return chosen
+
+
+def _deferred_line(engine: str, deferred: list[str], mode: str, started: bool) -> str:
+    """The one line a run says when it analyses before every candidate engine is checked."""
+    names = ", ".join(deferred)
+    if started:
+        return (
+            f"first run of this model here: analysing with {engine} now; {names} are checked in the "
+            f"background for the next runs ({BACKGROUND_CHECK_COST})"
+        )
+    if mode == "background":
+        return f"analysing with {engine}; the background check of {names} started earlier is still running"
+    return f"analysing with {engine}; {names} not checked ({CHECKS_ENV}={mode})"
 
 
 def _claims_dir(stack: contextlib.ExitStack, storage: Storage, run_date: date) -> str:
@@ -410,6 +453,11 @@ def _analyze(run: SessionRun, clean: DedupeResult, tfidf: TfidfResult) -> tuple[
         scoring=scoring,
         claim_dir=run.claims,
     )
+    if descs:
+        say(
+            get_run_logger(),
+            f"{run_date}: analysing {clean.posts_out} posts in {len(descs)} chunks with {run.analyzer.engine}",
+        )
     progress_key = f"analyze-progress-{run_date}-{root_tag(params.data_root)}"
     chunk_run = run_chunks(descs, run.pool, params.chunk_retries, progress_key)
     return [d.output_path for d in descs], config_key, chunk_run

@@ -56,6 +56,8 @@ def analyze_summary(
         "config_key": config_key,
         "workers": workers,
         "engine": analyzer.engine,
+        # With the engine, what the chunks' key needs to be rebuilt by a later run of the day.
+        "cascade_margin": analyzer.cascade_margin,
         "chunks": chunks,
         "computed": len(computed),
         "reused": len(results) - len(computed),

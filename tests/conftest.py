@@ -18,6 +18,9 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # ONNX exports and engine fidelity verdicts go to a per-run cache, not the user's.
 os.environ["TWEET_SIGNALS_CACHE"] = tempfile.mkdtemp(prefix="tweet-signals-cache-")
+# Runs check no engines in the background (no process outlives a test); the test of the
+# background check starts its own and waits for it.
+os.environ["TWEET_SIGNALS_ENGINE_CHECKS"] = "off"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -258,3 +258,40 @@ def test_another_chunk_size_never_reuses_a_chunk_of_other_rows(tmp_path: Path, t
     assert second["analyze"]["reused"] == 0
     clean_ids = pl.read_parquet(Storage(tmp_path).clean(day))["id"].to_list()
     assert _analyzed(tmp_path, day, second["analyze"]["config_key"])["id"].to_list() == clean_ids
+
+
+def test_a_complete_day_keeps_its_engine_when_a_faster_one_passed_since(tmp_path: Path, tiny_roberta: Path) -> None:
+    """Chunks are keyed by engine: a complete day rerun after the engine choice changed reuses
+    them under the engine its manifest records; a forced run, and a new day, take the new choice."""
+    from tweet_signals.model.config import AnalyzerConfig
+    from tweet_signals.model.engines import choice
+    from tweet_signals.model.reference import resolve_model
+
+    model = tmp_path / "model"  # a copy: its engine verdicts (kept beside it) are this test's own
+    shutil.copytree(tiny_roberta, model, ignore=shutil.ignore_patterns(".tweet-signals-*"))
+    fields: dict[str, Any] = dict(
+        run_date=date(2026, 1, 7),
+        source="synthetic",
+        synthetic_posts=300,
+        model=str(model),
+        workers=1,
+        chunk_size=100,
+        data_root=str(tmp_path / "data"),
+    )
+    state, first = _run(**fields)
+    assert state.is_completed() and first is not None
+    assert first["analyze"]["engine"] == "torch-fp32"  # nothing checked yet here: the reference
+    # A faster engine has passed its check since.
+    config = AnalyzerConfig(resolve_model(str(model)), device="cpu")
+    passed = {"label_agreement": 1.0, "max_prob_diff": 0.0, "texts_per_s": 1e6, "n": 8}
+    choice.write_json_atomic(choice.verdict_path(config, "onnx-int8", "cpu"), passed)
+    state, again = _run(**fields)
+    assert state.is_completed() and again is not None
+    assert again["analyze"]["engine"] == "torch-fp32"
+    assert again["analyze"]["config_key"] == first["analyze"]["config_key"]
+    assert again["analyze"]["computed"] == 0 and again["analyze"]["reused"] == first["analyze"]["chunks"]
+    state, forced = _run(**fields, force=True)
+    assert state.is_completed() and forced is not None
+    assert forced["analyze"]["engine"] == "onnx-int8" and forced["analyze"]["computed"] == forced["analyze"]["chunks"]
+    state, next_day = _run(**{**fields, "run_date": date(2026, 1, 8)})
+    assert state.is_completed() and next_day is not None and next_day["analyze"]["engine"] == "onnx-int8"

@@ -5,14 +5,17 @@ calibration posts (label agreement, probability distance, speed); the verdicts a
 the model's exports (``ModelRef.cache_dir``), so only a model's first run on a machine pays for
 the checks. Of the candidates that pass, the fastest wins; fp32 itself when none does.
 
-A candidate that needs a compiler first (the AOTInductor library, tens of seconds on 2 cores)
-can be deferred: the run chooses among the others, and the caller builds and checks the deferred
-one for the next run (``stages.engine_check`` does it in a background process).
+The checks take a minute or more on two cores (ONNX export, int8 quantisation, the AOTInductor
+compile, every candidate run against fp32). A caller that must not wait for them defers them:
+the run takes the fastest engine whose verdict is already recorded (fp32 on a first run), and the
+caller checks the rest for the next runs (``stages.engine_check`` does it in a background
+process at low priority).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -100,10 +103,17 @@ def calibrate_cascade(
     exact = (reference or ReferenceProbabilities(config))(texts)
     fast = build_analyzer(replace(config, engine="onnx-int8")).predict_proba(texts)
     chosen = choose_margin(fast, exact)
-    path = margin_path(config.model.cache_dir, config.device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(chosen))
+    write_json_atomic(margin_path(config.model.cache_dir, config.device), chosen)
     return chosen
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Verdicts and margins are read by other processes, and their writer may be killed midway
+    (a background check at the end of a machine's session): a reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
 
 
 def build_engine_files(config: AnalyzerConfig, candidate: str) -> None:
@@ -169,30 +179,17 @@ def record_verdict(
 ) -> dict[str, Any]:
     """Check ``candidate`` (``config.device`` resolved) and cache its verdict."""
     verdict = check_engine(config, candidate, texts, reference)
-    path = verdict_path(config, candidate, config.device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(verdict))
-    tmp.replace(path)
+    write_json_atomic(verdict_path(config, candidate, config.device), verdict)
     return verdict
 
 
-# Candidates whose check starts with a compiler run: deferred when the caller can build them elsewhere.
-DEFERRABLE = frozenset({COMPILED})
-
-
-def unchecked_engines(config: AnalyzerConfig, deferring: bool = False) -> list[str]:
-    """The candidates ``engine=auto`` has no cached verdict for yet on this device (with
-    ``deferring``: those it would check now, not the ones it would defer): empty once a model's
-    first run here is done."""
+def unchecked_engines(config: AnalyzerConfig) -> list[str]:
+    """The candidates ``engine=auto`` has no cached verdict for yet on this device: empty once
+    a model's first run here (or the background check it started) is done."""
     device = resolve_device(config.device)
     if config.engine != "auto":
         return []
-    return [
-        c
-        for c in engine_candidates(device)
-        if c != REFERENCE and read_verdict(config, c, device) is None and not (deferring and c in DEFERRABLE)
-    ]
+    return [c for c in engine_candidates(device) if c != REFERENCE and read_verdict(config, c, device) is None]
 
 
 def resolve_engine(
@@ -204,9 +201,10 @@ def resolve_engine(
     itself when none does); an explicit cascade gets its margin calibrated if it has none.
 
     Only the first run of a model revision on a device calls ``calibration`` and checks the
-    candidates. With ``defer``, a candidate that must be compiled first is handed to it
-    (``defer(config with the device resolved, candidate)``) instead of being built now: this run
-    chooses among the others, and the deferred one joins the choice once its verdict is cached.
+    candidates. With ``defer``, every candidate without a recorded verdict is handed to it
+    (``defer(config with the device resolved, candidate)``) instead of being checked now: this
+    run chooses among the candidates already checked (fp32 when none is), and a deferred one
+    joins the choice once its verdict is recorded.
     """
     device = resolve_device(config.device)
     on_device = replace(config, device=device)
@@ -235,9 +233,7 @@ def resolve_engine(
         if candidate == REFERENCE:
             continue
         verdict = read_verdict(config, candidate, device)
-        # Deferred until its verdict exists, even once its library is built: a run's days keep
-        # the engine its first day chose, and the speed is not measured against the run itself.
-        if verdict is None and defer is not None and candidate in DEFERRABLE:
+        if verdict is None and defer is not None:
             defer(on_device, candidate)
             continue
         if verdict is None:
