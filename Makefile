@@ -23,13 +23,15 @@ demo: $(BIN)/.installed
 # Everything: lint, types, unit and integration tests (real Prefect server, Dask, S3, CLI runs).
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy tweet_signals flows tasks deployments
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tweet_signals
 	$(BIN)/python -m pytest
 
-# The inner loop: the tests not marked slow (no servers, no subprocess pipelines), under a minute.
+# The inner loop: the tests not marked slow (no servers, subprocess pipelines, compiles), under a minute.
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow" -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy tweet_signals flows tasks deployments
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy tweet_signals

@@ -1,7 +1,7 @@
 """Serve the deployments of ``prefect.yaml`` without a work pool (one long-running process).
 
     prefect server start                 # in one terminal (SQLite under PREFECT_HOME)
-    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m tweet_signals.deployments.serve
 
 Schedules, parameters and names are read from ``prefect.yaml`` so both ways stay identical.
 """
@@ -16,9 +16,9 @@ from prefect import Flow, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.schedules import Cron, Schedule
 
-from flows.backfill import backfill_signals
-from flows.daily_signals import daily_signals
-from flows.signal_health import signal_health
+from tweet_signals.flows.backfill import backfill_signals
+from tweet_signals.flows.daily_signals import daily_signals
+from tweet_signals.flows.signal_health import signal_health
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 

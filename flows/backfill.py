@@ -9,8 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed, State
 
-from flows.daily_signals import daily_signals
-from flows.parameters import effective_params
+from tweet_signals.flows.daily_signals import daily_signals
+from tweet_signals.flows.parameters import effective_params
 from tweet_signals.market.sessions import sessions_between
 from tweet_signals.params import SignalsParams
 from tweet_signals.stages.summary import backfill_markdown, root_tag

@@ -25,11 +25,11 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
-from flows.progress import say
-from tasks.analyze import analyze_chunk_task
 from tweet_signals.faults import storage_cause
+from tweet_signals.flows.progress import say
 from tweet_signals.processes import pid_alive
 from tweet_signals.stages.analyze import ChunkDescriptor, read_claim
+from tweet_signals.tasks.analyze import analyze_chunk_task
 
 # Deaths of workers holding the same chunk before the run gives up on it: one death is bad luck
 # (another process's memory spike, an operator), two in a row mean the chunk itself kills them.

@@ -24,19 +24,13 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
-from flows.chunks import ChunkPool, ChunkRun, run_chunks
-from flows.parameters import effective_params
-from flows.progress import current_stage, enter_stage, say
-from flows.run_record import StageClock, analyze_summary, chunk_entries, complete_outputs, started_pids
-from tasks.analyze import start_worker_task
-from tasks.collect import collect_task
-from tasks.dedupe import dedupe_task
-from tasks.evaluate import evaluate_task
-from tasks.signals import signals_task
-from tasks.tfidf import tfidf_task
 from tweet_signals.evaluation.history import stored_signals
 from tweet_signals.evaluation.judge import EvaluationSettings
 from tweet_signals.faults import api_line, api_unreachable, storage_cause, storage_line
+from tweet_signals.flows.chunks import ChunkPool, ChunkRun, run_chunks
+from tweet_signals.flows.parameters import effective_params
+from tweet_signals.flows.progress import current_stage, enter_stage, say
+from tweet_signals.flows.run_record import StageClock, analyze_summary, chunk_entries, complete_outputs, started_pids
 from tweet_signals.market.sessions import calendar, is_session
 from tweet_signals.model.config import AnalyzerConfig
 from tweet_signals.model.engines.build import ENGINES
@@ -65,6 +59,12 @@ from tweet_signals.storage import (
 )
 from tweet_signals.storage.lease import Holder, SessionBusyError, SessionLease
 from tweet_signals.storage.upkeep import check_data_root, sweep_temporaries
+from tweet_signals.tasks.analyze import start_worker_task
+from tweet_signals.tasks.collect import collect_task
+from tweet_signals.tasks.dedupe import dedupe_task
+from tweet_signals.tasks.evaluate import evaluate_task
+from tweet_signals.tasks.signals import signals_task
+from tweet_signals.tasks.tfidf import tfidf_task
 
 
 def run_name() -> str:

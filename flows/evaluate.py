@@ -11,13 +11,13 @@ import polars as pl
 from prefect import flow
 from prefect.states import Failed, State
 
-from tasks.evaluate import evaluate_panel_task, evaluate_task
 from tweet_signals.api import PostsFile, panel_signals_from_file, signals_from_file
 from tweet_signals.evaluation.history import stored_panel_signals, stored_signals
 from tweet_signals.evaluation.judge import read_single_prices
 from tweet_signals.evaluation.panel import infer_exchange, load_price_panel
 from tweet_signals.evaluation.params import EvaluationParams
 from tweet_signals.storage import Storage, location
+from tweet_signals.tasks.evaluate import evaluate_panel_task, evaluate_task
 
 BAD_INPUT = "bad input"  # how the flow's message starts when the input, not the code, is at fault
 

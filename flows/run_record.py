@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flows.chunks import ChunkPool, ChunkRun
+from tweet_signals.flows.chunks import ChunkPool, ChunkRun
 from tweet_signals.model.loader import AnalyzerConfig
 from tweet_signals.stages.collect import CollectResult
 from tweet_signals.stages.dedupe import DedupeResult

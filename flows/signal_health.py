@@ -13,9 +13,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Failed, State
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.parameters import deployment_params
 from tweet_signals.evaluation.health import HealthSettings, check_signal_health, health_rows
 from tweet_signals.evaluation.panel import DEFAULT_COLUMN, parse_horizons
+from tweet_signals.flows.parameters import deployment_params
 from tweet_signals.storage import link, location
 
 TABLE_KEY = "signal-health"

@@ -11,12 +11,12 @@ import pytest
 from prefect.states import Failed
 from pydantic import ValidationError
 
-from tasks.collect import retry_if_transient
 from tweet_signals.market.sessions import NotASessionError
 from tweet_signals.model.reference import resolve_model
 from tweet_signals.params import SignalsParams, auto_workers, resolve_workers
 from tweet_signals.sources.x_api import XApiError
 from tweet_signals.stages.collect import EmptyDayError
+from tweet_signals.tasks.collect import retry_if_transient
 
 EMBEDDED = resolve_model("embedded")
 DEPLOYMENT = {"source": "file", "input": "/desk/posts", "symbols": ["NIFTY50", "RELIANCE"], "workers": 3}

@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = ("tweet_signals", "flows", "tasks", "deployments")
+# The design's top-level folders, installed inside the package (symlinks tweet_signals/flows etc.):
+# their modules are named as they are imported.
+PACKAGED = {"flows": "tweet_signals.flows", "tasks": "tweet_signals.tasks", "deployments": "tweet_signals.deployments"}
+ROOTS = ("tweet_signals", *PACKAGED)
 # Higher layers may import lower ones; packages on one layer may not import each other.
 LAYERS: dict[str, int] = {
     "tweet_signals.cli": 9,
     "tweet_signals.bench": 8,
-    "deployments": 8,
-    "flows": 7,
-    "tasks": 6,
+    "tweet_signals.deployments": 8,
+    "tweet_signals.flows": 7,
+    "tweet_signals.tasks": 6,
     "tweet_signals.api": 5,
     "tweet_signals.prefect_local": 5,
     "tweet_signals.evaluation": 4,
@@ -42,6 +45,7 @@ def modules() -> dict[str, Path]:
         for path in sorted((REPO / root).rglob("*.py")):
             parts = path.relative_to(REPO).with_suffix("").parts
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            name = PACKAGED.get(parts[0], parts[0]) + name[len(parts[0]) :]
             found[name] = path
     return found
 
@@ -80,17 +84,17 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_every_module_belongs_to_a_layer() -> None:
-    orphans = [m for m in modules() if package(m) not in LAYERS and m not in ROOTS and m != "tweet_signals"]
+    orphans = [m for m in modules() if package(m) not in LAYERS and m not in PACKAGED.values() and m != "tweet_signals"]
     assert not orphans, f"modules outside the layer map: {orphans}"
 
 
 def test_imports_point_down_the_stack() -> None:
     upward = []
     for module, deps in graph().items():
-        if module in ROOTS or module == "tweet_signals":
+        if module in PACKAGED.values() or module == "tweet_signals":
             continue
         for dep in deps:
-            if dep in ROOTS or dep == "tweet_signals":
+            if dep in PACKAGED.values() or dep == "tweet_signals":
                 continue
             mine, theirs = package(module), package(dep)
             if mine != theirs and LAYERS[theirs] >= LAYERS[mine]:
@@ -100,7 +104,7 @@ def test_imports_point_down_the_stack() -> None:
 
 # The library below the orchestration layers runs without Prefect (api.py, notebooks, Dask
 # workers): only the modules that start or talk to a Prefect server may import it.
-PREFECT_USERS = ("tweet_signals.prefect_local", "tweet_signals.cli", "tweet_signals.bench")
+PREFECT_USERS = ("tweet_signals.prefect_local", "tweet_signals.cli", "tweet_signals.bench", *PACKAGED.values())
 
 
 def test_the_library_imports_no_prefect() -> None:
@@ -198,3 +202,20 @@ def test_the_model_string_is_resolved_in_one_place() -> None:
     # The walker itself: the resolver does read the string, and is found doing so.
     reference = ast.parse(modules()[MODEL_STRING_READER].read_text(encoding="utf-8"))
     assert any(_reads_a_model_string(node) for node in ast.walk(reference))
+
+
+def test_only_the_project_name_is_installed_at_the_top_level(tmp_path: Path) -> None:
+    """flows, tasks and deployments are installed as tweet_signals.flows etc., never as generic
+    top-level names another project's could shadow (checked in a fresh interpreter outside the
+    checkout, where only the installed distribution is visible)."""
+    from importlib.metadata import distribution
+
+    assert distribution("tweet-signals").read_text("top_level.txt").split() == ["tweet_signals"]
+    probe = (
+        "import importlib.util as u;"
+        "print([n for n in ('flows', 'tasks', 'deployments') if u.find_spec(n)]);"
+        "print(all(u.find_spec(m) for m in ('tweet_signals.flows.daily_signals', 'tweet_signals.tasks.analyze',"
+        " 'tweet_signals.deployments.serve')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout + done.stderr

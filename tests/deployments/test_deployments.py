@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import REPO, SHARED_DATA
 
-from deployments.serve import build_deployments, declared_deployments
+from tweet_signals.deployments.serve import build_deployments, declared_deployments
 from tweet_signals.stages.summary import root_tag
 
 pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses

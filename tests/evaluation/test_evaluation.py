@@ -122,8 +122,8 @@ def test_price_files_load_with_column_mapping() -> None:
 def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import TABORDA_CSV
 
-    from flows.evaluate import evaluate_flow
     from tweet_signals.evaluation.params import EvaluationParams
+    from tweet_signals.flows.evaluate import evaluate_flow
 
     monkeypatch.chdir(tmp_path)  # without a data root nothing may land in the working directory
     result = evaluate_flow(
@@ -150,9 +150,9 @@ def test_evaluate_taborda_tweets_against_sp500(tmp_path: Path, monkeypatch: pyte
 def test_evaluate_one_indian_session_says_not_enough_data(tmp_path: Path, tiny_roberta: Path) -> None:
     from conftest import KIRTI_COLUMNS, KIRTI_CSV
 
-    from flows.daily_signals import daily_signals
-    from flows.evaluate import evaluate_flow
     from tweet_signals.evaluation.params import EvaluationParams
+    from tweet_signals.flows.daily_signals import daily_signals
+    from tweet_signals.flows.evaluate import evaluate_flow
     from tweet_signals.params import SignalsParams
 
     nifty = str(SHARED_DATA / "nifty50-daily" / "nifty50.csv")
@@ -202,9 +202,7 @@ def test_buy_and_hold_is_the_price_ratio_over_every_session_of_the_window() -> N
     prices = _rising_prices()
     rng = np.random.default_rng(9)
     values = rng.normal(0, 1, prices.height)
-    signal = pl.DataFrame(
-        {"session": prices["session"], "mean_score": values, "n_posts": np.full(prices.height, 9)}
-    )
+    signal = pl.DataFrame({"session": prices["session"], "mean_score": values, "n_posts": np.full(prices.height, 9)})
     gappy = signal.filter(pl.int_range(pl.len()) % 3 != 1)  # a third of the sessions have no posts
     aligned = align_next_return(gappy, prices, keep_gaps=True)
     result = evaluate_signal(aligned)
@@ -261,9 +259,7 @@ def test_lead_lag_moves_along_the_calendar_not_the_rows() -> None:
 
 def test_sessions_with_too_few_posts_carry_no_signal_and_unknown_columns_are_named() -> None:
     prices = _rising_prices(40)
-    signal = pl.DataFrame(
-        {"session": prices["session"], "mean_score": np.linspace(-1, 1, 40), "n_posts": [2, 8] * 20}
-    )
+    signal = pl.DataFrame({"session": prices["session"], "mean_score": np.linspace(-1, 1, 40), "n_posts": [2, 8] * 20})
     aligned = align_next_return(signal, prices, min_posts=5, keep_gaps=True)
     assert aligned.drop_nulls("signal").height == 20 - 1  # the last session has no next close
     with pytest.raises(ValueError, match="no column 'score_zz'"):

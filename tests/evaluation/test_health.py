@@ -196,7 +196,7 @@ def test_bad_prices_folder_and_column_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_a_run_s_parameters_lay_over_the_deployment_s() -> None:
-    from flows.signal_health import SignalHealthParams
+    from tweet_signals.flows.signal_health import SignalHealthParams
 
     deployment = {"data_root": "s3://desk/signals", "prices_dir": "/prices", "window_sessions": 250}
     run = SignalHealthParams(prices_dir="/other-prices", as_of=date(2026, 1, 7)).over(deployment)
@@ -220,7 +220,7 @@ def _artifacts(state: State) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_finds_the_planted_skill_and_publishes_both_artifacts(tmp_path: Path) -> None:
-    from flows.signal_health import SignalHealthParams, signal_health
+    from tweet_signals.flows.signal_health import SignalHealthParams, signal_health
 
     data_root, prices, days = write_data_root(tmp_path)
     state = signal_health(SignalHealthParams(data_root=str(data_root), prices_dir=str(prices)), return_state=True)
@@ -241,7 +241,7 @@ def test_flow_finds_the_planted_skill_and_publishes_both_artifacts(tmp_path: Pat
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_ends_failed_naming_coverage_when_it_collapses(tmp_path: Path) -> None:
-    from flows.signal_health import SignalHealthParams, signal_health
+    from tweet_signals.flows.signal_health import SignalHealthParams, signal_health
 
     data_root, prices, _ = write_data_root(tmp_path, collapse_last=5)
     state = signal_health(SignalHealthParams(data_root=str(data_root), prices_dir=str(prices)), return_state=True)
@@ -255,7 +255,7 @@ def test_flow_ends_failed_naming_coverage_when_it_collapses(tmp_path: Path) -> N
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_on_an_empty_data_root_ends_failed_with_one_message(tmp_path: Path) -> None:
-    from flows.signal_health import SignalHealthParams, signal_health
+    from tweet_signals.flows.signal_health import SignalHealthParams, signal_health
 
     _, prices, _ = write_data_root(tmp_path / "priced")
     empty = tmp_path / "empty"

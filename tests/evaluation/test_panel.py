@@ -322,8 +322,8 @@ def test_a_us_panel_without_exchange_is_judged_on_nyse_sessions(tmp_path: Path, 
     """Posts at 17:00 UTC fall inside the New York session but after the Mumbai close: on the NSE
     calendar they would count for the next session. Without --exchange the price dates (NYSE
     trading days, Good Friday closed) choose NYSE, and the figures equal those with --exchange NYSE."""
-    from flows.evaluate import evaluate_flow
     from tweet_signals.evaluation.params import EvaluationParams
+    from tweet_signals.flows.evaluate import evaluate_flow
     from tweet_signals.market.sessions import sessions_between
 
     nyse = sessions_between(date(2025, 3, 3), date(2025, 6, 30), "NYSE")

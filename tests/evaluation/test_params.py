@@ -117,7 +117,7 @@ def test_settings_of_each_mode() -> None:
 
 
 def test_the_exchange_is_inferred_from_the_price_dates_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    import flows.evaluate
+    import tweet_signals.flows.evaluate as evaluate_flow_module
     from tweet_signals.evaluation.judge import read_single_prices
 
     spx = str(SHARED_DATA / "sp500-daily-2020" / "^GSPC.csv")
@@ -129,10 +129,13 @@ def test_the_exchange_is_inferred_from_the_price_dates_unless_given(monkeypatch:
         return "NYSE"
 
     # The inference itself is tested in test_panel.py; here only that the price dates reach it.
-    monkeypatch.setattr(flows.evaluate, "infer_exchange", infer)
-    assert flows.evaluate.exchange_of(EvaluationParams(prices=spx), sessions) == ("NYSE", True)
+    monkeypatch.setattr(evaluate_flow_module, "infer_exchange", infer)
+    assert evaluate_flow_module.exchange_of(EvaluationParams(prices=spx), sessions) == ("NYSE", True)
     assert asked == [sessions]
-    assert flows.evaluate.exchange_of(EvaluationParams(prices=spx, exchange="NSE"), sessions) == ("NSE", False)
+    assert evaluate_flow_module.exchange_of(EvaluationParams(prices=spx, exchange="NSE"), sessions) == (
+        "NSE",
+        False,
+    )
     assert len(asked) == 1
 
 

@@ -200,7 +200,7 @@ def test_a_missing_column_is_bad_input_exit_2_without_a_traceback(
     from prefect.states import State
 
     import tweet_signals.cli.evaluate as command
-    from flows.evaluate import evaluate_flow
+    from tweet_signals.flows.evaluate import evaluate_flow
 
     def run_body(flow: Any, params: EvaluationParams) -> tuple[bool, Any, str]:
         result = evaluate_flow.fn(params)

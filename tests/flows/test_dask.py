@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from conftest import REPO
 
-from flows.daily_signals import daily_signals
+from tweet_signals.flows.daily_signals import daily_signals
 from tweet_signals.params import SignalsParams
 from tweet_signals.storage import Storage, read_json
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from conftest import KIRTI_COLUMNS, KIRTI_CSV, X_SAMPLES
 
-from flows.daily_signals import daily_signals
+from tweet_signals.flows.daily_signals import daily_signals
 from tweet_signals.params import SignalsParams
 from tweet_signals.storage import Storage, read_json
 
@@ -173,7 +173,7 @@ def test_non_session_date_is_skipped(tmp_path: Path) -> None:
 def test_backfill_continues_past_a_failed_date_and_skips_complete_ones(tmp_path: Path, tiny_roberta: Path) -> None:
     import json
 
-    from flows.backfill import backfill_signals
+    from tweet_signals.flows.backfill import backfill_signals
     from tweet_signals.sources.synthetic import generate_posts
 
     posts = tmp_path / "posts.jsonl"

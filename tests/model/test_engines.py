@@ -27,6 +27,7 @@ def cfg(model: str, **options: object) -> AnalyzerConfig:
     """An analyzer configuration of ``model`` resolved as the flow resolves it."""
     return AnalyzerConfig(resolve_model(model), **options)  # type: ignore[arg-type]
 
+
 # Bounds per engine against fp32 on the trained embedded model (measured: bf16 0.9975 / 0.025,
 # ONNX fp32 1.0 / <1e-4, ONNX int8 per-channel 0.97 / 0.34, torch int8 0.91 / 0.82 on 2,000 tweets).
 EMBEDDED_BOUNDS = {

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from x_server import XApiServer
 
-from flows.daily_signals import daily_signals
+from tweet_signals.flows.daily_signals import daily_signals
 from tweet_signals.market.symbols import alias_map
 from tweet_signals.params import SignalsParams
 from tweet_signals.sources.x_api import build_query, search_terms
@@ -131,8 +131,8 @@ def test_bad_token_fails_clearly_without_leaking(
 def test_token_from_a_prefect_secret_block(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.blocks.system import Secret
 
-    from tasks.collect import prefect_secret
     from tweet_signals.sources.x_api import XApiError, resolve_token
+    from tweet_signals.tasks.collect import prefect_secret
 
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
     Secret(value=TOKEN).save("x-bearer-token", overwrite=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from flows.daily_signals import recorded_engine
+from tweet_signals.flows.daily_signals import recorded_engine
 from tweet_signals.model.config import AnalyzerConfig
 from tweet_signals.model.engines import choice
 from tweet_signals.model.engines.cascade import CASCADE

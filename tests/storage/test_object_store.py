@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.daily_signals import daily_signals
+from tweet_signals.flows.daily_signals import daily_signals
 from tweet_signals.params import SignalsParams
 from tweet_signals.storage import Storage, read_json, uri
 

@@ -119,7 +119,7 @@ def run_scale(
 
 def measure_task_overhead(tasks: int = 200, workers: int = 2) -> dict[str, float]:
     """Pool start-up seconds and per-task milliseconds of Prefect's process pool (no-op tasks)."""
-    from flows.overhead import task_overhead
+    from tweet_signals.flows.overhead import task_overhead
     from tweet_signals.prefect_local import prefect_api
 
     with prefect_api():
@@ -132,7 +132,7 @@ def _run_child(params_json: str) -> int:
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from flows.daily_signals import daily_signals
+    from tweet_signals.flows.daily_signals import daily_signals
     from tweet_signals.params import SignalsParams
     from tweet_signals.prefect_local import prefect_api
 

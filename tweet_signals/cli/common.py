@@ -153,8 +153,8 @@ def _stopped(signum: int, hard: bool = False) -> None:
 def _api_gone(api_url: str, exc: BaseException) -> None:
     import logging
 
-    from flows.progress import current_stage
     from tweet_signals.cli.logs import DETAIL, log_file
+    from tweet_signals.flows.progress import current_stage
 
     logging.getLogger(DETAIL).error("the Prefect API went away", exc_info=exc)
     stop_children()

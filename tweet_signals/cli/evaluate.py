@@ -37,7 +37,7 @@ def evaluate(fields: dict[str, Any], own: dict[str, Any]) -> None:
     with --prices, every symbol with a price file with --prices-dir."""
     params = build_params(fields)
     quiet_prefect(own["verbose"])
-    from flows.evaluate import evaluate_flow
+    from tweet_signals.flows.evaluate import evaluate_flow
     from tweet_signals.storage import Storage
 
     if (
@@ -60,7 +60,7 @@ def headline(result: dict[str, Any]) -> str:
 
 def finish(ok: bool, result: Any, message: str, as_json: bool) -> None:
     """The flow's outcome: exit 2 for bad input (1 otherwise), else the JSON or the verdict."""
-    from flows.evaluate import BAD_INPUT
+    from tweet_signals.flows.evaluate import BAD_INPUT
 
     if not ok:
         fail(message, 2 if message.startswith(BAD_INPUT) else 1)

@@ -74,7 +74,7 @@ def train_model_cmd(
             raise ValueError("--init and --output are the same file; write the fine-tune somewhere else")
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    from flows.train_model import train_model
+    from tweet_signals.flows.train_model import train_model
 
     extras = [
         {"path": str(s.path), "text_column": s.text_column, "label_column": s.label_column, "label_map": s.label_map}

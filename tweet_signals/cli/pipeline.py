@@ -58,7 +58,7 @@ def finish_backfill(ok: bool, outcome: Any, message: str, data_root: str, as_jso
 def demo(fields: dict[str, Any], own: dict[str, Any]) -> None:
     """Full offline run on generated sample data (five sessions) with the embedded model."""
     quiet_prefect(own["verbose"])
-    from flows.backfill import backfill_signals
+    from tweet_signals.flows.backfill import backfill_signals
 
     params = build_params(fields)
     ok, outcome, message = run_flow(backfill_signals, DEMO_SESSIONS[0], DEMO_SESSIONS[1], params)
@@ -68,7 +68,7 @@ def demo(fields: dict[str, Any], own: dict[str, Any]) -> None:
 def run(fields: dict[str, Any], own: dict[str, Any]) -> None:
     """Run the pipeline for one session."""
     quiet_prefect(own["verbose"])
-    from flows.daily_signals import daily_signals
+    from tweet_signals.flows.daily_signals import daily_signals
 
     if not fields.get("run_date"):
         fail("give the session to run: --date YYYY-MM-DD")
@@ -97,7 +97,7 @@ def run(fields: dict[str, Any], own: dict[str, Any]) -> None:
 def backfill(fields: dict[str, Any], own: dict[str, Any]) -> None:
     """Run every trading session in a date range; complete sessions are skipped."""
     quiet_prefect(own["verbose"])
-    from flows.backfill import backfill_signals
+    from tweet_signals.flows.backfill import backfill_signals
 
     params = build_params(fields)
     start, end = parse_date(own["start"], "--start"), parse_date(own["end"], "--end")

@@ -61,9 +61,8 @@ def _movement_html(movement: dict[str, Any] | None) -> str:
         )
     ]
     band = f"{movement['down']:+.2%} … {movement['up']:+.2%}"
-    return (
-        f"<h2>Next-session direction (moves inside {band} dropped)</h2>"
-        + _table(["rule", "calls", "accuracy", "MCC", "always the majority class"], rows)
+    return f"<h2>Next-session direction (moves inside {band} dropped)</h2>" + _table(
+        ["rule", "calls", "accuracy", "MCC", "always the majority class"], rows
     )
 
 

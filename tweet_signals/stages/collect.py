@@ -74,9 +74,7 @@ def x_pages_dir(params: SignalsParams, run_date: date) -> Path:
     return cache / "x-pages" / root_key / f"date={run_date.isoformat()}"
 
 
-def fetch_x(
-    params: SignalsParams, run_date: date, load_secret: Callable[[str], str] | None = None
-) -> FetchReport:
+def fetch_x(params: SignalsParams, run_date: date, load_secret: Callable[[str], str] | None = None) -> FetchReport:
     """Fetch the session window from the X API into ``x_pages_dir`` (resuming)."""
     settings = XApiSettings(
         base_url=params.x_base_url or os.environ.get("TWEET_SIGNALS_X_BASE_URL") or DEFAULT_BASE_URL,
