@@ -185,3 +185,38 @@ def test_the_prefect_api_going_away_ends_in_one_line_and_the_next_run_resumes(tm
     assert done.returncode == 0, done.stderr[-3000:]
     run = json.loads(done.stdout)["runs"][0]
     assert run["status"] == "complete" and run["analyze"]["reused"] >= finished >= 2
+
+
+def test_a_prefect_server_restart_during_a_run_is_ridden_out(tmp_path: Path) -> None:
+    """A short outage (the server restarted on its port, with its database) costs the run
+    nothing: Prefect's client retries carry it, and it completes."""
+    root = tmp_path / "root"
+    env = newcomer_env(tmp_path)  # Prefect's default client retries
+    args = synthetic_run(root, posts=1200, chunk_size=150)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    restarted: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_for(lambda: len(_chunks(root)) >= 1 or proc.poll() is not None, 300, "an analyzed chunk")
+        (server,) = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "uvicorn" in " ".join(p.cmdline()) and "prefect.server" in " ".join(p.cmdline())
+        ]
+        command, server_env, cwd = server.cmdline(), server.environ(), server.cwd()
+        server.kill()
+        # Dead once it is gone or a zombie (the CLI, its parent, reaps it when it stops).
+        _wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 30, "the server's end")
+        # The same server again, on the same port and database, as a service manager restarts it.
+        restarted = subprocess.Popen(
+            command, env=server_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        run = json.loads(out)["runs"][0]
+        assert run["status"] == "complete" and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if restarted is not None:
+            restarted.kill()
+            restarted.wait()
