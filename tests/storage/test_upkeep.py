@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import kill_a_writer_mid_file
 
-from tweet_signals.faults import StorageFault
+from tweet_signals.faults import StorageFault, storage_cause
 from tweet_signals.storage import Storage
 from tweet_signals.storage.upkeep import check_data_root, sweep_temporaries
 
@@ -55,3 +55,19 @@ def test_an_unwritable_data_root_is_one_line_naming_it(tmp_path: Path) -> None:
     assert "run the same command again" in str(caught.value)
     check_data_root(Storage.at(tmp_path / "fine"), DAY)
     assert not list((tmp_path / "fine").rglob("*probe*"))
+
+
+def test_an_object_store_refusing_a_write_is_a_storage_fault() -> None:
+    """s3fs's own translation of S3's AccessDenied (a PermissionError without an errno) is named a
+    refused write with what to check; a missing bucket (a bare FileNotFoundError) is not a fault
+    mid-run, where a missing object means a bug or bad input."""
+    from botocore.exceptions import ClientError
+    from s3fs.errors import translate_boto_error
+
+    def s3_error(code: str) -> Exception:
+        return translate_boto_error(ClientError({"Error": {"Code": code, "Message": code}}, "PutObject"))
+
+    refused = storage_cause(s3_error("AccessDenied"))
+    assert refused is not None and "refused the write" in refused and "bucket's policy" in refused
+    missing = s3_error("NoSuchBucket")
+    assert isinstance(missing, FileNotFoundError) and storage_cause(missing) is None

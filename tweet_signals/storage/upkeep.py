@@ -63,7 +63,9 @@ def check_data_root(storage: Storage, day: date) -> None:
         probe.unlink()
     except OSError as exc:
         cause = storage_cause(exc)
-        if cause is None and exc.errno == errno.ENOENT:  # here a missing path is the root itself
+        # Here a missing path is the root itself; object stores say so without an errno (s3fs
+        # turns NoSuchBucket into a bare FileNotFoundError).
+        if cause is None and (exc.errno == errno.ENOENT or isinstance(exc, FileNotFoundError)):
             cause = STORAGE_ERRNOS[errno.ENOENT]
         if cause is None:
             raise
