@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env, synthetic_run
+from conftest import CLI, KIRTI_COLUMNS, KIRTI_CSV, newcomer_env, synthetic_run, wait_for
 
 pytestmark = pytest.mark.slow  # real servers, clusters or CLI subprocesses
 
@@ -117,23 +117,12 @@ def test_interrupted_run_resumes_without_recomputing_finished_chunks(tmp_path: P
     assert analyze["reused"] == finished and analyze["computed"] == analyze["chunks"] - finished
 
 
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_two_runs_of_one_session_one_computes_the_other_waits_or_refuses(tmp_path: Path, prefect_server: str) -> None:
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
     root = tmp_path / "shared-root"
     lease = root / "runs" / "date=2026-01-07" / "lease.json"
     first = subprocess.Popen(synthetic_run(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: lease.exists() or first.poll() is not None, 120, "the first run's lease")
+    wait_for(lambda: lease.exists() or first.poll() is not None, 120, "the first run's lease")
     holder = json.loads(lease.read_text())
     second = subprocess.Popen(synthetic_run(root), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     refused = subprocess.run(
@@ -178,12 +167,12 @@ def test_a_killed_cli_leaves_no_server_and_the_next_run_reports_it(tmp_path: Pat
             if "uvicorn" in " ".join(p.cmdline()) and "prefect.server" in " ".join(p.cmdline())
         ]
 
-    _wait_for(lambda: manifest.exists() and json.loads(manifest.read_text())["status"] == "running", 180, "the run")
+    wait_for(lambda: manifest.exists() and json.loads(manifest.read_text())["status"] == "running", 180, "the run")
     servers = server_pids()
     assert len(servers) == 1
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    _wait_for(
+    wait_for(
         lambda: not psutil.pid_exists(servers[0]) or psutil.Process(servers[0]).status() == "zombie",
         20,
         "the orphaned Prefect server to stop",

@@ -8,25 +8,15 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import newcomer_env, synthetic_run
+from conftest import newcomer_env, synthetic_run, wait_for
 
 pytestmark = pytest.mark.slow  # CLI subprocesses, Prefect servers
 
 DAY = "2026-01-07"
-
-
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _chunks(root: Path) -> list[Path]:
@@ -72,7 +62,7 @@ def _stop_mid_analyze(root: Path, env: dict[str, str], sig: signal.Signals) -> t
         seen.update(_descendants(proc.pid))
         return len(_chunks(root)) >= before + 2 or proc.poll() is not None
 
-    _wait_for(two_chunks, 300, "two analyzed chunks")
+    wait_for(two_chunks, 300, "two analyzed chunks")
     seen.update(_descendants(proc.pid))
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
@@ -92,7 +82,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_leave_no_process(tmp_path: Path
         assert isinstance(finished, dict) and finished["clean"] and finished["analyzed_chunks"] >= 2
         # Workers, the temporary server and its guard are all gone, at once.
         assert len(started) >= 4, started
-        _wait_for(lambda started=started: _none_alive(started), 10, f"the processes of the run stopped by {sig.name}")
+        wait_for(lambda started=started: _none_alive(started), 10, f"the processes of the run stopped by {sig.name}")
     # The second run resumed from the first one's chunks (a rerun completing from them is tested
     # with Ctrl-C in test_cli and with the API going away below).
     assert _manifest(root)["finished"]["analyzed_chunks"] >= 4  # type: ignore[index]
@@ -168,7 +158,7 @@ def test_the_prefect_api_going_away_ends_in_one_line_and_the_next_run_resumes(tm
     env = {**newcomer_env(tmp_path), "PREFECT_CLIENT_MAX_RETRIES": "1"}
     args = synthetic_run(root, posts=1200, chunk_size=150)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: len(_chunks(root)) >= 2 or proc.poll() is not None, 300, "two analyzed chunks")
+    wait_for(lambda: len(_chunks(root)) >= 2 or proc.poll() is not None, 300, "two analyzed chunks")
     (server,) = [
         p
         for p in psutil.Process(proc.pid).children(recursive=True)
@@ -196,7 +186,7 @@ def test_a_prefect_server_restart_during_a_run_is_ridden_out(tmp_path: Path) -> 
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     restarted: subprocess.Popen[bytes] | None = None
     try:
-        _wait_for(lambda: len(_chunks(root)) >= 1 or proc.poll() is not None, 300, "an analyzed chunk")
+        wait_for(lambda: len(_chunks(root)) >= 1 or proc.poll() is not None, 300, "an analyzed chunk")
         (server,) = [
             p
             for p in psutil.Process(proc.pid).children(recursive=True)
@@ -205,7 +195,7 @@ def test_a_prefect_server_restart_during_a_run_is_ridden_out(tmp_path: Path) -> 
         command, server_env, cwd = server.cmdline(), server.environ(), server.cwd()
         server.kill()
         # Dead once it is gone or a zombie (the CLI, its parent, reaps it when it stops).
-        _wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 30, "the server's end")
+        wait_for(lambda: not server.is_running() or server.status() == psutil.STATUS_ZOMBIE, 30, "the server's end")
         # The same server again, on the same port and database, as a service manager restarts it.
         restarted = subprocess.Popen(
             command, env=server_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
