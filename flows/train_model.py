@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger, task
 from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
 from tweet_signals.storage import write_json_atomic
 from tweet_signals.training.card import write_model_card
+from tweet_signals.training.config import TrainConfig
 from tweet_signals.training.labelled_sets import ExtraSpec
-from tweet_signals.training.trainer import TrainConfig, default_shared_data, train_embedded
+from tweet_signals.training.trainer import default_shared_data, train_embedded
 
 
 @task(name="train-embedded")

@@ -92,3 +92,17 @@ def test_worker_start_rows_report_the_medians_of_their_runs() -> None:
     assert row["warm_s"] == pytest.approx(sum(row["warm_runs"]) / 2, abs=0.011)
     assert row["cold_over_warm"] == pytest.approx(row["cold_s"] / row["warm_s"], rel=0.02)
     assert 0 < row["runtime_import_s"] < row["warm_s"]  # importing torch alone is the floor
+
+
+@pytest.mark.slow  # three encoders, each trained a few steps
+def test_train_step_rows_time_every_form_against_lora_on_the_same_batches() -> None:
+    from tweet_signals.bench.train_step import FORMS, train_step_rates
+
+    rows = train_step_rates(steps=2, batch_size=4, length=8, warmup=1)
+    assert [r["form"] for r in rows] == list(FORMS)
+    lora = rows[0]["ms_per_step"]
+    assert rows[0]["time_vs_lora"] == 1.0
+    for r in rows:
+        assert r["ms_per_step"] > 0
+        assert r["time_vs_lora"] == pytest.approx(r["ms_per_step"] / lora, rel=0.02)
+        assert r["rows_per_s"] == pytest.approx(4 / (r["ms_per_step"] / 1000), rel=0.02)

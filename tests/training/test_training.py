@@ -14,6 +14,7 @@ from conftest import CLI, SHARED_DATA, newcomer_env
 from typer.testing import CliRunner
 
 from tweet_signals.cli import app
+from tweet_signals.training.config import TrainConfig
 from tweet_signals.training.duplicates import (
     duplicate_groups,
     is_copy,
@@ -39,7 +40,7 @@ from tweet_signals.training.labelled_sets import (
     stratified_split,
     tweeteval_validation,
 )
-from tweet_signals.training.trainer import SELECTION, TrainConfig, class_weights, epoch_sample, prepare_data
+from tweet_signals.training.trainer import SELECTION, class_weights, epoch_sample, prepare_data
 
 SPECS = {spec.name: spec for spec in TRAINING_SETS + CHECK_SETS}
 

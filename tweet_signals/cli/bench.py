@@ -223,5 +223,22 @@ def start(
     _print_rows("worker start: process start to first scored batch (median seconds)", [row], width=160)
 
 
+@bench_app.command("train-step")
+def train_step(
+    steps: Annotated[int, typer.Option(help="Timed steps of each form (the median is reported)")] = 40,
+    batch_size: int = 32,
+    length: Annotated[int, typer.Option(help="Tokens per row")] = 40,
+    as_json: JsonOut = False,
+) -> None:
+    """One training step of the embedded model: LoRA against the full fine-tune, same batches."""
+    from tweet_signals.bench.train_step import train_step_rates
+
+    rows = train_step_rates(steps, batch_size, length)
+    if as_json:
+        write_json({"steps": steps, "batch_size": batch_size, "length": length, "rows": rows})
+        return
+    _print_rows(f"training step, batch {batch_size} x {length} tokens (median of {steps})", rows, width=120)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="benchmark")

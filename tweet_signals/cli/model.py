@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tweet_signals.cli.common import console, fail, quiet_prefect, run_flow, write_json
 from tweet_signals.model.base import ModelUnavailableError
+from tweet_signals.training.config import TrainConfig
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables")]
 
@@ -23,9 +24,11 @@ def train_model_cmd(
         str | None,
         typer.Option(help="Adapter file, or a directory for the adapter and its model card (run it with --model DIR)"),
     ] = None,
-    epochs: int = 4,
-    epoch_rows: Annotated[int, typer.Option(help="Rows drawn per epoch, shared between the domains")] = 40_000,
-    seed: int = 13,
+    epochs: Annotated[int, typer.Option(help="Epochs (default: the model card's)")] = TrainConfig.epochs,
+    epoch_rows: Annotated[
+        int, typer.Option(help="Rows drawn per epoch, shared between the domains")
+    ] = TrainConfig.epoch_rows,
+    seed: int = TrainConfig.seed,
     limit: Annotated[int | None, typer.Option(help="Rows per set (quick smoke runs)")] = None,
     learning_rate: Annotated[
         float | None, typer.Option(help="Peak learning rate (AdamW, linear decay; default: the model card's)")
@@ -55,7 +58,7 @@ def train_model_cmd(
     quiet_prefect(verbose)
     from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
     from tweet_signals.training.labelled_sets import extra_specs
-    from tweet_signals.training.trainer import TrainConfig, default_shared_data
+    from tweet_signals.training.trainer import default_shared_data
 
     shared = Path(shared_data) if shared_data else default_shared_data()
     target = Path(output) if output else ADAPTER_PATH

