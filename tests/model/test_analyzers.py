@@ -223,11 +223,12 @@ def _validation_slice(name: str, n: int) -> tuple[list[str], list[int]]:
 
 # (validation split, figure, floor): about 0.05 under the committed model's figure on these slices,
 # far above what a broken or untrained model reaches (chance macro recall is 0.33 or 0.5).
-FLOORS = (  # measured on these slices: 0.694, 0.845, 0.645, 0.863
-    ("tweeteval-val", "macro_recall", 0.64),
-    ("financial-news", "accuracy", 0.80),
-    ("pyfin-cashtags", "macro_recall", 0.60),
-    ("stocktwits", "macro_recall", 0.80),
+FLOORS = (  # measured on these slices: 0.713, 0.838, 0.669, 0.810, 0.612
+    ("tweeteval-val", "macro_recall", 0.66),
+    ("financial-news", "accuracy", 0.79),
+    ("pyfin-cashtags", "macro_recall", 0.62),
+    ("stocktwits", "macro_recall", 0.76),
+    ("sentimix", "macro_f1", 0.56),  # Romanised Hindi; the majority class scores 0.18
 )
 
 
