@@ -92,6 +92,21 @@ def _wait(client: httpx.Client, run_id: str, timeout: float = 600) -> dict[str, 
     raise AssertionError(f"flow run {run_id} did not finish in {timeout} s: {run['state']}")
 
 
+def _create_run(client: httpx.Client, deployment_id: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A flow run of a deployment, as the UI's "Run" button makes it. The server's own transient
+    errors (a 5xx while its SQLite database is busy with the runs before) are retried twice; any
+    other refusal fails with the server's answer."""
+    body = {} if parameters is None else {"parameters": parameters}
+    for attempt in range(3):
+        response = client.post(f"/deployments/{deployment_id}/create_flow_run", json=body)
+        if response.status_code < 500 or attempt == 2:
+            break
+        time.sleep(2)
+    assert response.status_code == 201, (response.status_code, response.text)
+    run: dict[str, Any] = response.json()
+    return run
+
+
 def test_serve_builds_the_same_deployments_as_prefect_yaml() -> None:
     declared = declared_deployments()
     built = {d.name: d for d in build_deployments()}
@@ -160,10 +175,7 @@ def test_deploy_and_run_both_deployments_through_the_api(
         )
         assert bad.status_code in (409, 422), bad.text  # rejected by the parameter schema
 
-        run = client.post(
-            f"/deployments/{daily['id']}/create_flow_run",
-            json={"parameters": {"params": {**params, "run_date": "2026-01-07"}}},
-        ).json()
+        run = _create_run(client, daily["id"], {"params": {**params, "run_date": "2026-01-07"}})
         finished = _wait(client, run["id"])
         assert finished["state"]["type"] == "COMPLETED", finished["state"]
         assert finished["name"] == "signals-2026-01-07"
@@ -191,23 +203,14 @@ def test_deploy_and_run_both_deployments_through_the_api(
 
         # Two runs of one session (a click on "Run" while the scheduled run goes): the second
         # queues behind the first (concurrency_limit 1) and then reuses everything.
-        both = [
-            client.post(
-                f"/deployments/{daily['id']}/create_flow_run",
-                json={"parameters": {"params": {**params, "run_date": "2026-01-09"}}},
-            ).json()
-            for _ in range(2)
-        ]
+        both = [_create_run(client, daily["id"], {"params": {**params, "run_date": "2026-01-09"}}) for _ in range(2)]
         for twin in both:
             assert _wait(client, twin["id"])["state"]["type"] == "COMPLETED"
         last = json.loads((out / "runs" / "date=2026-01-09" / "manifest.json").read_text())
         assert last["analyze"]["computed"] == 0 and last["analyze"]["reused"] == last["analyze"]["chunks"] > 1
         assert not (out / "runs" / "date=2026-01-09" / "lease.json").exists()
 
-        run = client.post(
-            f"/deployments/{backfill['id']}/create_flow_run",
-            json={"parameters": {"start": "2026-01-06", "end": "2026-01-08", "params": params}},
-        ).json()
+        run = _create_run(client, backfill["id"], {"start": "2026-01-06", "end": "2026-01-08", "params": params})
         finished = _wait(client, run["id"])
         assert finished["state"]["type"] == "COMPLETED", finished["state"]
         manifest = json.loads((out / "runs" / "date=2026-01-08" / "manifest.json").read_text())
@@ -235,17 +238,14 @@ def _run_signal_health(client: httpx.Client, data_root: Path, prices: Path) -> N
     health = client.get("/deployments/name/signal-health/signal-health").json()
     assert health["enforce_parameter_schema"] and health["schedules"][0]["active"] is False
     assert "Coverage collapse threshold" in json.dumps(health["parameter_openapi_schema"])
-    shipped = client.post(f"/deployments/{health['id']}/create_flow_run", json={}).json()
+    shipped = _create_run(client, health["id"])
     finished = _wait(client, shipped["id"])
     assert finished["state"]["type"] == "FAILED", finished["state"]
     assert "prices_dir 'prices'" in finished["state"]["message"] and "no such folder" in finished["state"]["message"]
 
     prices.mkdir()
     (prices / "NIFTY.csv").write_bytes((SHARED_DATA / "nifty50-daily" / "nifty50.csv").read_bytes())
-    run = client.post(
-        f"/deployments/{health['id']}/create_flow_run",
-        json={"parameters": {"params": {"data_root": str(data_root), "prices_dir": str(prices)}}},
-    ).json()
+    run = _create_run(client, health["id"], {"params": {"data_root": str(data_root), "prices_dir": str(prices)}})
     finished = _wait(client, run["id"])
     # Three symbols (one priced) are too few to rank against each other: a verdict, not a failure.
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
@@ -271,10 +271,7 @@ def test_a_burst_of_runs_queues_and_a_cancelled_run_stops_everything(
         assert daily["global_concurrency_limit"]["limit"] == 1
         assert daily["concurrency_options"]["collision_strategy"] == "ENQUEUE"
         burst = [
-            client.post(
-                f"/deployments/{daily['id']}/create_flow_run",
-                json={"parameters": {"params": {**params, "run_date": day}}},
-            ).json()
+            _create_run(client, daily["id"], {"params": {**params, "run_date": day}})
             for day in ("2026-01-12", "2026-01-13", "2026-01-14")
         ]
         runs = [_wait(client, run["id"]) for run in burst]
@@ -284,7 +281,7 @@ def test_a_burst_of_runs_queues_and_a_cancelled_run_stops_everything(
 
         # Cancel a two-worker run mid-analyze, as the UI's Cancel button does.
         big = {**params, "synthetic_posts": 3000, "chunk_size": 150, "workers": 2, "run_date": "2026-01-16"}
-        run = client.post(f"/deployments/{daily['id']}/create_flow_run", json={"parameters": {"params": big}}).json()
+        run = _create_run(client, daily["id"], {"params": big})
         chunks = out / "analyzed" / "date=2026-01-16"
         deadline = time.time() + 300
         while time.time() < deadline and len(list(chunks.glob("*/chunk-*.parquet"))) < 2:
