@@ -16,6 +16,7 @@ import torch
 
 def _step_seconds(form: str, batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], warmup: int) -> float:
     from tweet_signals.model.embedded import add_lora, build_base
+    from tweet_signals.training.config import TrainConfig
 
     torch.manual_seed(0)
     _, model = build_base(verify=True)
@@ -24,8 +25,8 @@ def _step_seconds(form: str, batches: list[tuple[torch.Tensor, torch.Tensor, tor
     for name, param in model.named_parameters():
         if form == "lora":
             param.requires_grad = "lora_" in name or "LayerNorm" in name or name.startswith("classifier.")
-        elif form == "full, word embeddings frozen":
-            param.requires_grad = "word_embeddings" not in name
+        elif form == "full, word embeddings frozen":  # exactly what train-model freezes
+            param.requires_grad = not name.startswith(TrainConfig().frozen)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
     times = []

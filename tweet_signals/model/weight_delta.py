@@ -74,8 +74,3 @@ def apply_delta(official: Mapping[str, torch.Tensor], stored: Mapping[str, torch
                 raise ValueError(f"{key}: shape {tuple(value.shape)} does not fit {tuple(state[key].shape)}")
             state[key] = value.clone()
     return state
-
-
-def largest_error(tuned: Mapping[str, torch.Tensor], restored: Mapping[str, torch.Tensor]) -> float:
-    """The largest absolute difference between a tuned state and its stored-and-restored copy."""
-    return max(float((tuned[k].float() - restored[k].float()).abs().max()) for k in tuned)
