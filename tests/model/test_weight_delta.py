@@ -92,6 +92,7 @@ def test_a_saved_full_fine_tune_loads_as_the_model_that_was_tuned(
     path = tmp_path / "model.safetensors"
     embedded.save_fine_tune(tuned, official_state, path, {"base_sha256": embedded.BASE_SHA256})
     assert embedded.read_adapter_metadata(path)["form"] == "delta"
+    assert path.stat().st_mode & 0o777 == 0o644  # readable like the repository's other files
     assert path.stat().st_size < 12_000_000  # the 90 MB encoder's changes, in int8 without the word table
     _, loaded = embedded.load_embedded(path, cache=False)
     ids, mask = _probe()

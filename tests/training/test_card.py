@@ -112,3 +112,22 @@ def test_card_of_an_earlier_report_bounds_rows_trained_and_marks_unverified_spli
     assert "| news | ≤ 8618 | 925 |" in text  # 9,543 less 925 validated: an upper bound
     assert "| financial-news ‡ | 925 |" in text and "re-evaluated on 2026-01-01 on a CPU" in text
     assert "| epoch |\n|---:|\n| 4 |" in text  # the training run's table kept
+
+
+def test_card_counts_removals_in_words_that_agree_and_says_how_texts_are_prepared(tmp_path: Path) -> None:
+    card = tmp_path / "MODEL_CARD.md"
+    one_each = _report()["sources"][0] | {
+        "removed_tweeteval_overlap": 1,
+        "removed_validation_copies": 1,
+        "validation_groups_kept_in_training": 1,
+    }
+    write_model_card(card, _report(sources=[one_each], symbols="spelled"))
+    text = card.read_text()
+    assert (
+        "| 1 TweetEval copy; 1 copy of a validation or check row; "
+        "1 drawn for validation, kept with its copies in training |" in text
+    )
+    assert '"🚀" reads "rocket"' in text and "Ticker-only posts" in text
+    write_model_card(card, _report())  # a file without the key was trained on emoji as they came
+    assert "emoji reach the tokenizer as they are" in card.read_text()
+    assert "Emoji-only or ticker-only posts" in card.read_text()

@@ -239,6 +239,7 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     desk_source = next(s for s in meta["sources"] if s["name"] == "extra:desk.csv")
     assert desk_source["rows"] == 60 and len(desk_source["sha256"]) == 64
     assert meta["init"].endswith("embedded-sentiment.safetensors")
+    assert meta["symbols"] == "spelled"  # trained on emoji written as words, so it is run that way
     card = (output / "MODEL_CARD.md").read_text()
     assert "extra:desk.csv" in card and "| desk |" in card and "Limits" in card
     assert not list(cache.rglob("merged-*")), "training keeps no merged copy of an adapter it rewrites"

@@ -75,19 +75,19 @@ def _loop_init(model_path: str, threads: int, device: str = "cpu") -> None:
     global _LOOP_MODEL
     import torch
 
-    from tweet_signals.model.config import AnalyzerConfig
-    from tweet_signals.model.loader import load_torch_model
+    from tweet_signals.model.parts import load_parts
     from tweet_signals.model.reference import resolve_model
 
     torch.set_num_threads(threads)
-    tokenizer, module, _, _, _, hf_output = load_torch_model(AnalyzerConfig(model=resolve_model(model_path)), device)
-    _LOOP_MODEL = (tokenizer, module.to(device), hf_output, device)
+    parts = load_parts(resolve_model(model_path), "torch-fp32")
+    _LOOP_MODEL = (parts.tokenizer, parts.load_module().to(device), parts.hf_output, device, parts.prepare)
 
 
 def _loop_one(text: str) -> list[float]:
     import torch
 
-    tokenizer, module, hf_output, device = _LOOP_MODEL
+    tokenizer, module, hf_output, device, prepare = _LOOP_MODEL
+    text = prepare(text)  # masked (and emoji spelled) as the pipeline prepares it: the same tokens
     if callable(tokenizer):  # transformers' tokenizer
         ids = tokenizer(text, truncation=True, max_length=128)["input_ids"]
     else:  # the Rust tokenizer the embedded model loads directly

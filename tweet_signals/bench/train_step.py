@@ -2,7 +2,7 @@
 
 The baseline is LoRA (rank 32 on every attention and feed-forward layer), how the embedded model
 was tuned before full fine-tuning; the rows are the full fine-tune with the word-embedding table
-frozen (what ``train-model`` does) and with it trained too.
+frozen and with it trained too (what ``train-model`` does).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def _step_seconds(form: str, batches: list[tuple[torch.Tensor, torch.Tensor, tor
     for name, param in model.named_parameters():
         if form == "lora":
             param.requires_grad = "lora_" in name or "LayerNorm" in name or name.startswith("classifier.")
-        elif form == "full, word embeddings frozen":  # exactly what train-model freezes
+        elif form == "full, word embeddings frozen":
+            param.requires_grad = not name.startswith("encoder.embeddings.word_embeddings.")
+        else:  # exactly what train-model freezes
             param.requires_grad = not name.startswith(TrainConfig().frozen)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()

@@ -1,4 +1,4 @@
-"""``benchmark engines|scale|features``: speed figures as ratios against a baseline measured in the same run.
+"""``benchmark``: speed figures as ratios against a baseline measured in the same run.
 
 ``benchmark`` with no subcommand is ``benchmark engines``; ``benchmark --scale ...`` and
 ``benchmark --features ...`` still reach the other two.
@@ -238,6 +238,35 @@ def train_step(
         write_json({"steps": steps, "batch_size": batch_size, "length": length, "rows": rows})
         return
     _print_rows(f"training step, batch {batch_size} x {length} tokens (median of {steps})", rows, width=120)
+
+
+@bench_app.command("models")
+def models(
+    model: Annotated[
+        list[str], typer.Option("--model", help="A model as --model takes it; twice or more, the first is the baseline")
+    ],
+    input: Annotated[Path | None, typer.Option("--input", help="Texts, one per line (default: TweetEval val)")] = None,
+    n: Annotated[int, typer.Option(help="Texts per run")] = 2000,
+    engine: Annotated[str, typer.Option(help="The engine every model runs on")] = "torch-bf16",
+    repeats: Annotated[int, typer.Option(help="Alternating runs per model (the median is reported)")] = 3,
+    device: Device = "cpu",
+    as_json: JsonOut = False,
+) -> None:
+    """Models against the first one on the same texts and engine: what a new fine-tune costs."""
+    from tweet_signals.bench.models import model_rates
+    from tweet_signals.model.base import ModelUnavailableError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if engine not in ENGINES:
+        fail(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    try:
+        rows = model_rates(_texts(input, n), model, engine, repeats, device)
+    except (ValueError, ModelUnavailableError) as exc:
+        fail(str(exc))
+    if as_json:
+        write_json({"n": n, "repeats": repeats, "rows": rows})
+        return
+    _print_rows(f"analyzer throughput, {n} texts, median of {repeats} alternating runs", rows, width=160)
 
 
 def register(app: typer.Typer) -> None:

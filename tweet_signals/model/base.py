@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tweet_signals.model.symbols import spell_symbols
+
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 
 # Longer inputs are cut before tokenisation: max_length tokens never need more than
@@ -27,6 +29,26 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 def preprocess_text(text: str) -> str:
     """Mask mentions and links the way the Cardiff Twitter models were trained (`@user`, `http`)."""
     return _URL.sub("http", _MENTION.sub("@user", text))
+
+
+def preprocess_spelled(text: str) -> str:
+    """``preprocess_text`` with emoji written as words, for a model whose vocabulary has none
+    (the embedded model, trained so; see ``symbols``)."""
+    return spell_symbols(preprocess_text(text))
+
+
+TextPreparation = Callable[[str], str]
+
+
+def text_preparation(model_metadata: Mapping[str, object]) -> TextPreparation:
+    """How a fine-tuned embedded model's texts are prepared: as it was trained (its file's
+    metadata says "symbols": "spelled"; files without the key were trained on masked text only)."""
+    symbols = model_metadata.get("symbols", "kept")
+    if symbols == "spelled":
+        return preprocess_spelled
+    if symbols == "kept":
+        return preprocess_text
+    raise ModelUnavailableError(f"unknown symbol handling {symbols!r} in a fine-tuned model file")
 
 
 class ModelUnavailableError(RuntimeError):
@@ -124,11 +146,12 @@ class BatchedTextClassifier:
     max_batch_size: int = 32
     pad_token_id: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    prepare: TextPreparation = preprocess_text  # what the model was trained on: masked links and mentions
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated to ``max_length`` (no padding)."""
         limit = self.max_length * MAX_CHARS_PER_TOKEN
-        prepared = [preprocess_text(t[:limit]) for t in texts]
+        prepared = [self.prepare(t[:limit]) for t in texts]
         # transformers' fast tokenizers wrap a Rust ``tokenizers.Tokenizer``; ONNX workers hold one directly.
         backend: Any = getattr(self.tokenizer, "backend_tokenizer", self.tokenizer)
         if hasattr(backend, "encode_batch_fast"):

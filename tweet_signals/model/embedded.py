@@ -30,6 +30,7 @@ from tweet_signals.model.embedded_files import (
     BASE_SHA256,
     base_model_dir,
     cache_dir,
+    read_adapter_metadata,
     verify_base_weights,
 )
 from tweet_signals.model.weight_delta import apply_delta, encode_delta
@@ -112,6 +113,17 @@ def add_lora(model: MeanPoolClassifier, rank: int, alpha: float, dropout: float)
     return wrapped
 
 
+def write_model_file(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, object] | None = None) -> None:
+    """Write tensors (and the project's metadata) atomically: a crash leaves the old file or none,
+    never half of one. Mode 0644 like any file in the repository (safetensors writes 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    meta = {"tweet_signals": json.dumps(metadata)} if metadata is not None else None
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o644)
+    tmp.replace(path)
+
+
 def save_fine_tune(
     model: MeanPoolClassifier, official: dict[str, torch.Tensor], path: Path, metadata: dict[str, object]
 ) -> None:
@@ -119,11 +131,7 @@ def save_fine_tune(
     ``build_base`` loads it, head included), atomically, with ``metadata`` and ``form: delta``."""
     # The head is new (build_base draws it at random), so it is stored whole, never as a difference.
     encoder_only = {k: v for k, v in official.items() if not k.startswith("classifier.")}
-    stored = encode_delta(model.state_dict(), encoder_only)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(stored, str(tmp), metadata={"tweet_signals": json.dumps({**metadata, "form": DELTA})})
-    tmp.replace(path)
+    write_model_file(encode_delta(model.state_dict(), encoder_only), path, {**metadata, "form": DELTA})
 
 
 def file_form(meta: dict[str, object]) -> str:
@@ -132,14 +140,6 @@ def file_form(meta: dict[str, object]) -> str:
     if form not in (DELTA, LORA):
         raise ModelUnavailableError(f"unknown form {form!r} of a fine-tuned model file")
     return form
-
-
-def read_adapter_metadata(path: Path = ADAPTER_PATH) -> dict[str, object]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as fh:
-        meta = fh.metadata() or {}
-    return dict(json.loads(meta.get("tweet_signals", "{}")))
 
 
 def merged_weights_path(adapter_path: Path) -> Path:
@@ -182,10 +182,7 @@ def load_embedded(adapter_path: Path = ADAPTER_PATH, cache: bool = True) -> tupl
             raise ModelUnavailableError(f"{adapter_path} does not fit the encoder: {unexpected or missing}")
         merge_lora(model)
     if cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        tmp.replace(cached)
+        write_model_file(model.state_dict(), cached)
     return tokenizer, model.eval()
 
 

@@ -84,3 +84,13 @@ def adapter_file(output: Path) -> Path:
     """Where a trained adapter goes: ``output`` itself when it names a ``.safetensors`` file, else
     ``output/embedded-sentiment.safetensors`` (a model directory for ``--model DIR``)."""
     return output if output.suffix == ".safetensors" else output / ADAPTER_NAME
+
+
+def read_adapter_metadata(path: Path = ADAPTER_PATH) -> dict[str, object]:
+    """The project's metadata of a fine-tuned model file (the training report), read from the
+    safetensors header alone: no tensors loaded, no torch imported."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "numpy") as fh:
+        meta = fh.metadata() or {}
+    return dict(json.loads(meta.get("tweet_signals", "{}")))

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
 
 from tweet_signals.model.base import LABELS, BatchedTextClassifier
 from tweet_signals.model.config import AnalyzerConfig, batch_shape, resolve_device
@@ -15,20 +14,9 @@ from tweet_signals.model.engines.build import build_logits_fn
 from tweet_signals.model.parts import load_parts
 from tweet_signals.model.reference import check_model_available
 
-if TYPE_CHECKING:
-    import torch
-
 # How many times this process has really loaded a model; the analyze task reports it so
 # tests (and the manifest) can prove a worker loads its model once, not once per chunk.
 LOADS_IN_PROCESS = 0
-
-
-def load_torch_model(
-    config: AnalyzerConfig, device: str
-) -> tuple[Any, torch.nn.Module, list[int | None], str, int, bool]:
-    """Tokenizer, fp32 module, label permutation, model id, pad id, whether it returns ``.logits``."""
-    parts = load_parts(config.model, "torch-fp32")
-    return parts.tokenizer, parts.load_module(), parts.permutation, parts.model_id, parts.pad_token_id, parts.hf_output
 
 
 def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
@@ -60,6 +48,7 @@ def build_analyzer(config: AnalyzerConfig) -> BatchedTextClassifier:
         batch_tokens=batch_tokens,
         max_batch_size=max_batch_size,
         pad_token_id=parts.pad_token_id,
+        prepare=parts.prepare,
         extra={"device": device, "engine": engine, "labels": LABELS},
     )
 

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tweet_signals.model.base import ModelUnavailableError, label_permutation
+from tweet_signals.model.base import (
+    ModelUnavailableError,
+    TextPreparation,
+    label_permutation,
+    preprocess_text,
+    text_preparation,
+)
 from tweet_signals.model.reference import ModelRef, offline, unavailable_message
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ class ModelParts:
     model_id: str
     pad_token_id: int
     hf_output: bool  # the module returns an object with ``.logits``
+    prepare: TextPreparation = preprocess_text  # how texts are prepared before tokenising
 
 
 def load_parts(ref: ModelRef, engine: str) -> ModelParts:
@@ -34,7 +41,7 @@ def load_parts(ref: ModelRef, engine: str) -> ModelParts:
     tokenizer classes import torch, which costs an ONNX worker ~200 MB for nothing."""
     direct = engine.startswith("onnx-")
     if ref.kind == "embedded":
-        from tweet_signals.model.embedded_files import EMBEDDED_MODEL_ID, base_model_dir
+        from tweet_signals.model.embedded_files import EMBEDDED_MODEL_ID, base_model_dir, read_adapter_metadata
 
         adapter = ref.path
         assert adapter is not None
@@ -47,7 +54,8 @@ def load_parts(ref: ModelRef, engine: str) -> ModelParts:
         # Always the Rust tokenizer: the same ids as transformers' (a test checks), without its import.
         tokenizer, _ = local_tokenizer(base_model_dir(), direct=True)
         model_id = EMBEDDED_MODEL_ID if ref.model_dir is None else f"{EMBEDDED_MODEL_ID}:{adapter.parent.name}"
-        return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], model_id, 0, hf_output=False)
+        prepare = text_preparation(read_adapter_metadata(adapter)) if adapter.is_file() else preprocess_text
+        return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], model_id, 0, hf_output=False, prepare=prepare)
     local = ref.kind == "local" or offline()
     try:
         if ref.kind == "local":

