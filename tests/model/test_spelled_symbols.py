@@ -89,3 +89,20 @@ def test_the_committed_model_is_run_the_way_it_was_trained() -> None:
     symbols = read_adapter_metadata(ADAPTER_PATH).get("symbols", "kept")
     assert symbols == ("spelled" if TrainConfig().spell_symbols else "kept")
     assert load_parts(resolve_model("embedded"), "torch-fp32").prepare is text_preparation({"symbols": symbols})
+
+
+def test_a_spelled_models_revision_follows_the_unicode_names_and_a_kept_ones_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunk cache keys carry the model's revision: outputs computed with one Python's emoji names
+    are never reused under another's, and files trained on masked text keep their revision."""
+    from tweet_signals.model import symbols
+
+    spelled = _trained_dir(tmp_path / "a", {"symbols": "spelled"})
+    kept = _trained_dir(tmp_path / "b", {})
+    before = resolve_model(str(spelled)).revision, resolve_model(str(kept)).revision
+    monkeypatch.setattr(symbols, "NAMES_VERSION", "99.0.0")
+    after = resolve_model(str(spelled)).revision, resolve_model(str(kept)).revision
+    assert after[0] != before[0] and after[1] == before[1]
+    (kept / ADAPTER_NAME).write_bytes(b"garbage")  # unreadable: resolved all the same, refused at load
+    assert resolve_model(str(kept)).kind == "embedded"

@@ -121,13 +121,13 @@ def test_card_counts_removals_in_words_that_agree_and_says_how_texts_are_prepare
         "removed_validation_copies": 1,
         "validation_groups_kept_in_training": 1,
     }
-    write_model_card(card, _report(sources=[one_each], symbols="spelled"))
+    write_model_card(card, _report(sources=[one_each], symbols="spelled", symbol_names_unicode="14.0.0"))
     text = card.read_text()
     assert (
         "| 1 TweetEval copy; 1 copy of a validation or check row; "
         "1 drawn for validation, kept with its copies in training |" in text
     )
-    assert '"🚀" reads "rocket"' in text and "Ticker-only posts" in text
+    assert '"🚀" reads "rocket"' in text and "(names of Unicode 14.0.0)" in text and "Ticker-only posts" in text
     write_model_card(card, _report())  # a file without the key was trained on emoji as they came
     assert "emoji reach the tokenizer as they are" in card.read_text()
     assert "Emoji-only or ticker-only posts" in card.read_text()

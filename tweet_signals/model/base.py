@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tweet_signals.model import symbols
 from tweet_signals.model.symbols import spell_symbols
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
@@ -43,12 +44,19 @@ TextPreparation = Callable[[str], str]
 def text_preparation(model_metadata: Mapping[str, object]) -> TextPreparation:
     """How a fine-tuned embedded model's texts are prepared: as it was trained (its file's
     metadata says "symbols": "spelled"; files without the key were trained on masked text only)."""
-    symbols = model_metadata.get("symbols", "kept")
-    if symbols == "spelled":
+    handling = model_metadata.get("symbols", "kept")
+    if handling == "spelled":
         return preprocess_spelled
-    if symbols == "kept":
+    if handling == "kept":
         return preprocess_text
-    raise ModelUnavailableError(f"unknown symbol handling {symbols!r} in a fine-tuned model file")
+    raise ModelUnavailableError(f"unknown symbol handling {handling!r} in a fine-tuned model file")
+
+
+def preparation_key(model_metadata: Mapping[str, object]) -> str:
+    """What besides the weights decides a fine-tuned model's numbers: nothing for masked text; for
+    spelled text the Unicode version of the names (``symbols.NAMES_VERSION``), which is this
+    Python's."""
+    return f"spelled-unicode-{symbols.NAMES_VERSION}" if model_metadata.get("symbols") == "spelled" else ""
 
 
 class ModelUnavailableError(RuntimeError):

@@ -65,11 +65,21 @@ def resolve_model(model: str) -> ModelRef:
 
 
 def _embedded_revision(adapter: Path, base_sha256: str) -> str:
+    """The encoder's and the fine-tune's hashes, plus how the file says its texts are prepared
+    where that depends on this Python (see ``base.preparation_key``)."""
+    from safetensors import SafetensorError
+
     from tweet_signals.hashing import sha256_file
+    from tweet_signals.model.base import preparation_key
+    from tweet_signals.model.embedded_files import read_adapter_metadata
 
     if not adapter.is_file():
         return "missing"
-    return hashlib.sha256((base_sha256 + sha256_file(adapter)).encode()).hexdigest()[:16]
+    try:
+        preparation = preparation_key(read_adapter_metadata(adapter))
+    except (SafetensorError, OSError, ValueError):
+        preparation = ""  # an unreadable file: loading it fails with its own message
+    return hashlib.sha256((base_sha256 + sha256_file(adapter) + preparation).encode()).hexdigest()[:16]
 
 
 def _directory_revision(directory: Path) -> str:

@@ -23,6 +23,9 @@ _SYMBOL_RUN = re.compile(
     "[\u2190-\u21ff\u2300-\u23ff\u2460-\u27bf\u2900-\u297f\u2b00-\u2bff\u3030\u303d\u3297\u3299"
     "\U0001f000-\U0001faff\u200d\ufe0e\ufe0f\u20e3]+"
 )
+# The Unicode version whose names ``spell_symbols`` writes: part of a spelled model's revision,
+# since a newer Python names emoji an older one left alone.
+NAMES_VERSION: str = unicodedata.unidata_version
 _SKIN_TONES = range(0x1F3FB, 0x1F400)
 _REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
 _INVISIBLE = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}

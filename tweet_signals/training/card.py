@@ -55,6 +55,7 @@ def _text_preparation(report: dict[str, Any]) -> str:
         return (
             "mentions and links masked (`@user`, `http`), and emoji written as their Unicode names "
             '("🚀" reads "rocket", "📉📉" "chart with downwards trend"): the vocabulary has no emoji'
+            + (f" (names of Unicode {report['symbol_names_unicode']})" if report.get("symbol_names_unicode") else "")
         )
     return "mentions and links masked (`@user`, `http`); emoji reach the tokenizer as they are (`[UNK]`)"
 

@@ -42,6 +42,7 @@ from tweet_signals.model.embedded import (
     write_model_file,
 )
 from tweet_signals.model.embedded_files import BASE_NAME
+from tweet_signals.model.symbols import NAMES_VERSION
 from tweet_signals.storage import sha256_file
 from tweet_signals.training.baselines import baseline_figures, majority_class
 from tweet_signals.training.config import TrainConfig
@@ -462,6 +463,7 @@ def train_embedded(
                 "form": DELTA,
                 "frozen": list(config.frozen),
                 "symbols": "spelled" if config.spell_symbols else "kept",
+                "symbol_names_unicode": NAMES_VERSION if config.spell_symbols else None,
                 "labels": list(LABELS),
                 "max_length": config.max_length,
                 "epoch": epoch,
