@@ -27,7 +27,6 @@ from tweet_signals.model.base import (
     LABELS,
     BatchedTextClassifier,
     TextPreparation,
-    preprocess_spelled,
     preprocess_text,
     text_preparation,
 )
@@ -398,7 +397,8 @@ def train_embedded(
         f"{sum(len(p.texts) for p in data.train)} training rows in {len(data.train)} sets, "
         f"{sum(len(v.texts) for v in data.validation)} validation rows"
     )
-    prepare = preprocess_spelled if config.spell_symbols else preprocess_text
+    symbols = "spelled" if config.spell_symbols else "kept"
+    prepare = text_preparation({"symbols": symbols})  # as the pipeline will read it from the file
     pool_ids = [
         tokenizer([prepare(t) for t in p.texts], truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
         if p.texts
@@ -462,7 +462,7 @@ def train_embedded(
                 "base_sha256": BASE_SHA256,
                 "form": DELTA,
                 "frozen": list(config.frozen),
-                "symbols": "spelled" if config.spell_symbols else "kept",
+                "symbols": symbols,
                 "symbol_names_unicode": NAMES_VERSION if config.spell_symbols else None,
                 "labels": list(LABELS),
                 "max_length": config.max_length,
