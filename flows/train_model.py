@@ -1,4 +1,4 @@
-"""Train the embedded sentiment model (LoRA on all-MiniLM-L6-v2) and write its model card."""
+"""Train the embedded sentiment model (a fine-tune of all-MiniLM-L6-v2) and write its model card."""
 
 from __future__ import annotations
 
@@ -37,11 +37,21 @@ def train_model(
     epoch_rows: int = TrainConfig.epoch_rows,
     extras: list[dict[str, Any]] | None = None,
     init: str | None = None,
+    sets: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune on the labelled sets in ``shared_data`` (and a desk's ``extras``: dicts with
     path, text_column, label_column, label_map); keep the best validation epoch. ``output`` is an
-    adapter file or a directory (the adapter and its model card are written into it)."""
-    config = TrainConfig(epochs=epochs, seed=seed, limit=limit, learning_rate=learning_rate, epoch_rows=epoch_rows)
+    adapter file or a directory (the adapter and its model card are written into it). ``sets``:
+    train only on these sets or domains (e.g. ``["sentimix"]``, ``["trader"]``); every validation
+    split is still scored."""
+    config = TrainConfig(
+        epochs=epochs,
+        seed=seed,
+        limit=limit,
+        learning_rate=learning_rate,
+        epoch_rows=epoch_rows,
+        sets=tuple(sets or ()),
+    )
     adapter = adapter_file(Path(output))
     report = train_task(shared_data, str(adapter), config, extras or [], init)
     write_json_atomic(report, adapter.with_name("training-report.json"))

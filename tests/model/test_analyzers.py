@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -102,6 +103,53 @@ def test_hf_model_from_local_directory_keeps_input_order(tiny_roberta: Path) -> 
 def test_hub_model_offline_gives_clear_message() -> None:
     with pytest.raises(ModelUnavailableError, match="--model embedded"):
         check_model_available(resolve_model("cardiffnlp/twitter-roberta-base-sentiment-latest"))
+
+
+HUB_SCRIPT = """
+import sys
+import numpy as np
+from tweet_signals.model.base import ModelUnavailableError
+from tweet_signals.model.config import AnalyzerConfig
+from tweet_signals.model.loader import build_analyzer
+from tweet_signals.model.reference import check_model_available, hub_unreachable, resolve_model
+
+assert hub_unreachable()
+try:
+    ref = resolve_model(sys.argv[1])
+    check_model_available(ref)
+except ModelUnavailableError as exc:
+    print("unavailable:", exc)
+    raise SystemExit(0)
+probs = build_analyzer(AnalyzerConfig(ref, engine="torch-fp32")).predict_proba(["NIFTY up", "BANKNIFTY down"])
+print("probabilities", np.round(probs.sum(axis=1), 4).tolist())
+"""
+
+
+@pytest.mark.slow
+def test_hub_id_with_the_hub_unreachable_uses_the_cache_or_fails_at_once(tmp_path: Path, tiny_roberta: Path) -> None:
+    """Without HF_HUB_OFFLINE and with the Hub unreachable (its endpoint a closed loopback port), a
+    cached hub model loads from the cache and an uncached one fails with the one paragraph, with
+    none of huggingface_hub's five retries (about 25 s of WARNING lines) either way."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a loopback port nothing listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    snapshot = tmp_path / "hub" / "models--desk--tiny-roberta" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_roberta, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env |= {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    for model, expected in [("desk/tiny-roberta", "probabilities [1.0, 1.0]"), ("desk/absent", "--model embedded")]:
+        done = subprocess.run(
+            [sys.executable, "-c", HUB_SCRIPT, model], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert expected in done.stdout, done.stdout
+        assert "Retrying" not in done.stderr and "huggingface.co" not in done.stderr, done.stderr[-2000:]
 
 
 def test_directory_without_safetensors_is_refused(tmp_path: Path, tiny_roberta: Path) -> None:

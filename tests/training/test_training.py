@@ -37,10 +37,18 @@ from tweet_signals.training.labelled_sets import (
     extra_specs,
     read_set,
     score_labels,
+    selected_sets,
     stratified_split,
     tweeteval_validation,
 )
-from tweet_signals.training.trainer import SELECTION, class_weights, epoch_sample, prepare_data
+from tweet_signals.training.trainer import (
+    SELECTION,
+    class_weights,
+    epoch_sample,
+    prepare_data,
+    selection_score,
+    selection_terms,
+)
 
 SPECS = {spec.name: spec for spec in TRAINING_SETS + CHECK_SETS}
 
@@ -193,6 +201,45 @@ def test_epoch_sample_gives_each_domain_its_share() -> None:
     assert sum(1 for p, _ in with_desk if p == 4) == pytest.approx(5000, abs=2)
 
 
+def test_sets_pick_training_sets_by_name_or_domain() -> None:
+    traders = {spec.name for spec in TRAINING_SETS if spec.domain == TRADER}
+    assert len(traders) > 3 and selected_sets([TRADER]) == traders
+    assert selected_sets([SENTIMIX, "financial-news"]) == {SENTIMIX, "financial-news"}
+    with pytest.raises(ValueError, match=r"'crypto' is neither a training set nor a domain; choose from .*sentimix"):
+        selected_sets(["crypto"])
+
+
+def test_selection_counts_only_the_terms_the_trained_sets_feed() -> None:
+    names = [spec.name for spec in TRAINING_SETS]
+    even: dict[str, object] = {"macro_recall": 0.5, "macro_f1": 0.5, "accuracy": 0.5}
+    validation: dict[str, dict[str, object]] = {name: even for name in [*names, "tweeteval-val", "stocktwits"]}
+    validation[SENTIMIX] = {"macro_recall": 0.7, "macro_f1": 0.6, "accuracy": 0.65}
+
+    def but(*kept: str) -> frozenset[str]:
+        return frozenset(names) - set(kept)
+
+    assert selection_terms(validation) == list(SELECTION)  # every set trained: the full score
+    assert selection_terms(validation, but(SENTIMIX)) == [(SENTIMIX, "macro_f1", 0.15)]
+    assert selection_score(validation, but(SENTIMIX)) == pytest.approx(0.6)
+    # TweetEval validation counts while its source (SemEval) trains; "stocktwits" while either set does.
+    assert [t[0] for t in selection_terms(validation, but("semeval-2013-2016", "stocktwits-2017"))] == [
+        "tweeteval-val",
+        "stocktwits",
+    ]
+    # No term of the score left: each trained set's own split, by macro recall.
+    assert selection_terms(validation, but("airline", "sanders")) == [
+        ("airline", "macro_recall", 0.5),
+        ("sanders", "macro_recall", 0.5),
+    ]
+    with_desk = validation | {"extra:desk.csv": {"macro_recall": 0.9}}
+    traders = frozenset(names) - selected_sets([TRADER])
+    assert selection_terms(with_desk, traders) == [
+        ("pyfin-cashtags", "macro_recall", 0.075),
+        ("stocktwits", "macro_recall", 0.075),
+        ("extra:desk.csv", "macro_recall", 0.5),
+    ]
+
+
 def test_extra_files_pair_with_their_options_and_bad_ones_are_located(tmp_path: Path) -> None:
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     specs = extra_specs([a, b], ["post"], ["call", "tag"], [])
@@ -229,7 +276,7 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     env = {**newcomer_env(tmp_path), "PREFECT_LOGGING_LEVEL": "INFO", "TWEET_SIGNALS_CACHE": str(cache)}
     args = [*CLI, "train-model", "--output", str(output), "--epochs", "1", "--limit", "40", "--epoch-rows", "400"]
     args += ["--extra", str(desk), "--text-column", "post", "--label-column", "call"]
-    args += ["--label-map", "B=positive,S=negative,N=neutral", "--init", "embedded"]
+    args += ["--label-map", "B=positive,S=negative,N=neutral", "--init", "embedded", "--sets", "trader"]
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epoch 1" in done.stderr and "Error logging to API" not in done.stderr
@@ -240,8 +287,16 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     assert desk_source["rows"] == 60 and len(desk_source["sha256"]) == 64
     assert meta["init"].endswith("embedded-sentiment.safetensors")
     assert meta["symbols"] == "spelled"  # trained on emoji written as words, so it is run that way
+    # --sets trader: the trader sets and the desk's file train; every other set is read, split and
+    # scored, never trained on.
+    sources = {s["name"]: s for s in meta["sources"]}
+    assert sources["pyfin-cashtags"]["rows_trained"] > 0 and "left_out_by_sets" not in sources["pyfin-cashtags"]
+    assert sources["semeval-2013-2016"]["rows_trained"] == 0 and sources["semeval-2013-2016"]["left_out_by_sets"] > 0
+    assert meta["config"]["sets"] == ["trader"] and set(report["validation"]) >= {"tweeteval-val", SENTIMIX}
+    assert [t["set"] for t in meta["selection"]] == ["pyfin-cashtags", "stocktwits", "extra:desk.csv"]
     card = (output / "MODEL_CARD.md").read_text()
     assert "extra:desk.csv" in card and "| desk |" in card and "Limits" in card
+    assert "left out by `--sets`" in card and "| tweeteval-val § |" in card and "| pyfin-cashtags |" in card
     assert not list(cache.rglob("merged-*")), "training keeps no merged copy of an adapter it rewrites"
     scored = subprocess.run(
         [
@@ -282,6 +337,7 @@ def test_train_model_refuses_bad_extra_files_before_training(tmp_path: Path) -> 
             ],
             "given 3 times for 2",
         ),
+        (["--sets", "crypto"], "--sets 'crypto' is neither a training set nor a domain; choose from general, hinglish"),
     ]
     for extra, message in cases:
         done = subprocess.run(

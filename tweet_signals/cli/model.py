@@ -51,13 +51,21 @@ def train_model_cmd(
         str | None,
         typer.Option(help="Start from this adapter ('embedded': the committed one) instead of the bare encoder"),
     ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sets",
+            help="Train only on this set or domain (repeatable; e.g. sentimix, trader); every validation split is "
+            "still scored, and --extra files always train",
+        ),
+    ] = None,
     verbose: bool = True,
 ) -> None:
     """Fine-tune the embedded model on ../shared/data (and your own labelled posts) and write its
     adapter and model card."""
     quiet_prefect(verbose)
     from tweet_signals.model.embedded_files import ADAPTER_PATH, adapter_file
-    from tweet_signals.training.labelled_sets import extra_specs
+    from tweet_signals.training.labelled_sets import extra_specs, selected_sets
     from tweet_signals.training.trainer import default_shared_data
 
     shared = Path(shared_data) if shared_data else default_shared_data()
@@ -68,6 +76,7 @@ def train_model_cmd(
             raise ValueError(
                 f"{shared} does not hold the labelled sets (no tweeteval-sentiment-val); see --shared-data"
             )
+        selected_sets(sets or [])  # an unknown name fails here, before anything is read
         specs = extra_specs(extra or [], text_column or [], label_column or [], label_map or [])
         for spec in specs:
             spec.read()  # every file checked before anything trains
@@ -94,6 +103,7 @@ def train_model_cmd(
         epoch_rows,
         extras,
         str(start) if start else None,
+        sets or None,
     )
     if not ok:
         fail(message, 1)

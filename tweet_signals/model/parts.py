@@ -15,7 +15,7 @@ from tweet_signals.model.base import (
     preprocess_text,
     text_preparation,
 )
-from tweet_signals.model.reference import ModelRef, offline, unavailable_message
+from tweet_signals.model.reference import ModelRef, cache_only, unavailable_message
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +56,7 @@ def load_parts(ref: ModelRef, engine: str) -> ModelParts:
         model_id = EMBEDDED_MODEL_ID if ref.model_dir is None else f"{EMBEDDED_MODEL_ID}:{adapter.parent.name}"
         prepare = text_preparation(read_adapter_metadata(adapter)) if adapter.is_file() else preprocess_text
         return ModelParts(tokenizer, load_embedded_module, [0, 1, 2], model_id, 0, hf_output=False, prepare=prepare)
-    local = ref.kind == "local" or offline()
+    local = cache_only(ref)
     try:
         if ref.kind == "local":
             assert ref.path is not None

@@ -11,8 +11,10 @@ can afford it; the value is small and pickles to process-pool and Dask workers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -106,6 +108,36 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
 
 
+# How long the one connection attempt to the Hub may take before it counts as unreachable.
+HUB_PROBE_SECONDS = 3.0
+
+
+@functools.cache
+def hub_unreachable() -> bool:
+    """Whether the Hub's endpoint takes no TCP connection (tried once per process).
+
+    huggingface_hub retries a failed request five times with backoff (about 25 s, two WARNING
+    lines each) before transformers gives up; a machine without the Hub, or one whose cache
+    already holds the model, must not pay that on every run and worker."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "", port), timeout=HUB_PROBE_SECONDS):
+            return False
+    except OSError:
+        return True
+
+
+def cache_only(ref: ModelRef) -> bool:
+    """Whether a model is read from local files only: a local directory, ``HF_HUB_OFFLINE``, or
+    a Hub that cannot be reached (its cached copy, if any, is then used without asking)."""
+    return ref.kind != "hub" or offline() or hub_unreachable()
+
+
 def check_model_available(ref: ModelRef) -> None:
     """Fail early, before anything is written, with one paragraph saying what to do."""
     if ref.kind == "embedded":
@@ -126,7 +158,7 @@ def check_model_available(ref: ModelRef) -> None:
     from transformers import AutoConfig
 
     try:
-        AutoConfig.from_pretrained(ref.name, local_files_only=offline(), trust_remote_code=False)
+        AutoConfig.from_pretrained(ref.name, local_files_only=cache_only(ref), trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelUnavailableError(unavailable_message(ref.name)) from exc
 

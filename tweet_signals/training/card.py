@@ -11,8 +11,9 @@ from typing import Any
 
 from tweet_signals.model.embedded import read_adapter_metadata
 from tweet_signals.training.config import TrainConfig
-from tweet_signals.training.labelled_sets import CHECK_SETS, SCORE_THRESHOLD, SENTIMIX, TRAINING_SETS
+from tweet_signals.training.labelled_sets import CHECK_SETS, SCORE_RULE, SCORE_THRESHOLD, SENTIMIX, TRAINING_SETS
 from tweet_signals.training.trainer import (
+    TERM_SOURCES,
     classifier_of_file,
     evaluate_sets,
     machine,
@@ -112,7 +113,10 @@ def _removed(s: dict[str, Any]) -> str:
             "drawn for validation, kept with their copies in training",
         ),
     ]
-    return "; ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n) or "–"
+    removed = "; ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
+    if "left_out_by_sets" in s:  # every remaining row was left out by train-model --sets
+        return f"{s['left_out_by_sets']} left out by `--sets`" + (f"; {removed}" if removed else "")
+    return removed or "–"
 
 
 def _rows_trained(s: dict[str, Any]) -> str:
@@ -139,12 +143,12 @@ def _sources(report: dict[str, Any]) -> str:
 
 def _untrained_sets(report: dict[str, Any]) -> str:
     """The sets scored in the card that this model never trained on, with their label maps."""
-    trained = {s["name"] for s in report["sources"]}
+    trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
     scored = set(report["final_validation"]) | set(report.get("checks", {}))
     specs = [spec for spec in TRAINING_SETS if spec.name in scored - trained]
     if not specs:
         return ""
-    lines = [f"- `{s.name}` (`{s.path}`, {s.domain}; labels {s.label_map}; {s.licence})" for s in specs]
+    lines = [f"- `{s.name}` (`{s.path}`, {s.domain}; labels {s.label_map or SCORE_RULE}; {s.licence})" for s in specs]
     note = "Scored here but not in this model's training data (§): its figure is on rows the model never saw.\n\n"
     return note + "\n".join(lines) + "\n\n"
 
@@ -175,11 +179,11 @@ def _calibration(report: dict[str, Any]) -> str:
 def _marks(report: dict[str, Any]) -> dict[str, str]:
     """Per scored set: § when the model never trained on the set, ‡ when its split cannot be shown
     to be the one the model was selected on (see ``refresh``)."""
-    trained = {s["name"] for s in report["sources"]}
+    trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
     unverified = set((report.get("refreshed") or {}).get("unverified_splits", []))
     marks = {}
     for name in report["final_validation"]:
-        members = ("stocktwits-2020", "stocktwits-2017") if name == "stocktwits" else (name,)
+        members = TERM_SOURCES.get(name, (name,))  # TweetEval validation: SemEval; "stocktwits": two sets
         if not any(m in trained for m in members):
             marks[name] = " §"
         elif name in unverified or any(m in unverified for m in members):
@@ -246,7 +250,7 @@ def write_model_card(path: Path, report: dict[str, Any]) -> None:
     checks = "\n".join(_set_row(name, m) for name, m in report.get("checks", {}).items())
     shares = ", ".join(f"{d} {s:.0%}" for d, s in cfg["domain_shares"].items())
     start = f"the fine-tune `{report['init']}`" if report.get("init") else "the official encoder and a fresh head"
-    trained = {s["name"] for s in report["sources"]}
+    trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
     language = LANGUAGE_TRAINED if SENTIMIX in trained else LANGUAGE_UNTRAINED
     checks_about = ", ".join(f"`{c.name}`" for c in CHECK_SETS)
     path.write_text(
@@ -360,8 +364,10 @@ def refresh(adapter: Path, card: Path, shared_data: Path) -> dict[str, Any]:
             "date": datetime.now(UTC).date().isoformat(),
             "machine": machine(),
             "command": "tweet-signals model-card",
-            "selection": [{"set": n, "figure": f, "weight": w} for n, f, w in selection_terms(validation)],
-            "score": selection_score(validation),
+            "selection": [
+                {"set": n, "figure": f, "weight": w} for n, f, w in selection_terms(validation, data.left_out)
+            ],
+            "score": selection_score(validation, data.left_out),
             "unverified_splits": unverified,
         },
     }

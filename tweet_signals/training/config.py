@@ -30,6 +30,9 @@ class TrainConfig:
     domain_shares: dict[str, float] = field(
         default_factory=lambda: {GENERAL: 0.30, TRADER: 0.28, NEWS: 0.20, HINGLISH: 0.22}
     )
+    # Train only on these sets or domains (``labelled_sets.selected_sets``); empty: every set. The
+    # others are still read and split, so every validation split is scored on the same rows.
+    sets: tuple[str, ...] = ()
     desk_share: float = 0.5  # the desk's share of each epoch when --extra files are given
     max_class_weight: float = 4.0
     bf16: bool = True  # bf16 autocast for the forward pass (fp32 master weights): ~1.3x here

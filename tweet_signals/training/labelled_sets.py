@@ -23,6 +23,7 @@ GENERAL, TRADER, NEWS, HINGLISH, DESK = "general", "trader", "news", "hinglish",
 
 # A score in [-1, 1] above this is positive, below its negative is negative, else neutral.
 SCORE_THRESHOLD = 0.1
+SCORE_RULE = f"score > {SCORE_THRESHOLD} positive, < -{SCORE_THRESHOLD} negative, else neutral"  # as the card says it
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,19 @@ class LabelledSet:
             return None
         train = [i for i, s in enumerate(self.splits) if s == "train"]
         return train, [i for i, s in enumerate(self.splits) if s != "train"]
+
+
+def selected_sets(names: Sequence[str]) -> frozenset[str]:
+    """The training sets that ``names`` (set names or domains, as ``train-model --sets`` takes
+    them) pick; a name that is neither fails with the list of both."""
+    chosen: set[str] = set()
+    for name in names:
+        picked = {spec.name for spec in TRAINING_SETS if name in (spec.name, spec.domain)}
+        if not picked:
+            known = sorted({spec.domain for spec in TRAINING_SETS}) + sorted(spec.name for spec in TRAINING_SETS)
+            raise ValueError(f"--sets {name!r} is neither a training set nor a domain; choose from {', '.join(known)}")
+        chosen |= picked
+    return frozenset(chosen)
 
 
 def score_labels(raw: Sequence[str], origins: Sequence[str]) -> list[int]:

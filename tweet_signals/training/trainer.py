@@ -51,13 +51,14 @@ from tweet_signals.training.labelled_sets import (
     DESK,
     GENERAL,
     NEWS,
-    SCORE_THRESHOLD,
+    SCORE_RULE,
     SENTIMIX,
     TRADER,
     TRAINING_SETS,
     ExtraSpec,
     LabelledSet,
     read_set,
+    selected_sets,
     stratified_split,
     tweeteval_validation,
 )
@@ -93,6 +94,12 @@ class TrainingData:
     validation: list[LabelledSet]
     checks: list[LabelledSet]
     sources: list[dict[str, object]]
+    left_out: frozenset[str] = frozenset()  # sets ``config.sets`` does not pick: read, never trained on
+
+    def trained_pools(self) -> list[LabelledSet]:
+        """The pools training draws from: ``train`` with the left-out sets emptied (kept whole in
+        ``train``, so their majority baseline still comes from their own pool)."""
+        return [p.subset([]) if p.name in self.left_out else p for p in self.train]
 
     def majority(self, name: str) -> tuple[int, str]:
         """The majority baseline's class for a validation split or check, and where it was counted:
@@ -129,7 +136,10 @@ def prepare_data(shared_data: Path, config: TrainConfig, extras: Sequence[ExtraS
     2. Each set is split (its own train/dev split, or a seeded stratified draw); near-duplicate
        groups within a set are kept whole, on the training side.
     3. A training row that copies a row of any validation split or check leaves its pool.
+    4. With ``config.sets``, the sets it does not pick are named in ``left_out``: read and split
+       as always (their validation splits are scored), never trained on. A desk's files always are.
     Every removal is counted per set in ``sources``."""
+    chosen = selected_sets(config.sets) if config.sets else None
     desk = [extra.read() for extra in extras]  # bad files fail here, before anything trains
     tweeteval = tweeteval_validation(shared_data)
     tweeteval_keys = key_index(tweeteval.texts)
@@ -149,9 +159,8 @@ def prepare_data(shared_data: Path, config: TrainConfig, extras: Sequence[ExtraS
     train: list[LabelledSet] = []
     validation: list[LabelledSet] = [tweeteval.subset(_limited(list(range(len(tweeteval.texts))), config.limit))]
     entries: list[tuple[LabelledSet, dict[str, object]]] = []
-    score_rule = f"score > {SCORE_THRESHOLD} positive, < -{SCORE_THRESHOLD} negative, else neutral"
     for spec in TRAINING_SETS:
-        info = {"path": spec.path, "licence": spec.licence, "labels": spec.label_map or score_rule}
+        info = {"path": spec.path, "licence": spec.licence, "labels": spec.label_map or SCORE_RULE}
         entries.append((read_set(spec, shared_data), {**info, "sha256": sha256_file(shared_data / spec.path)}))
     for extra, labelled in zip(extras, desk, strict=True):
         own = {"path": str(extra.path), "licence": "the desk's own", "labels": extra.label_map or "as written"}
@@ -186,12 +195,14 @@ def prepare_data(shared_data: Path, config: TrainConfig, extras: Sequence[ExtraS
     cleaned = []
     for pool, valid, detail in zip(train, validation[1:], details, strict=True):
         keep = [i for i, t in enumerate(pool.texts) if not is_copy(t, held_keys)]
+        unpicked = chosen is not None and pool.domain != DESK and pool.name not in chosen
         cleaned.append(pool.subset(keep))
         sources.append(
             detail
+            | ({"left_out_by_sets": len(keep)} if unpicked else {})
             | {
                 "removed_validation_copies": len(pool.texts) - len(keep),
-                "rows_trained": len(keep),
+                "rows_trained": 0 if unpicked else len(keep),
                 "validation_rows": len(valid.texts),
                 "validation_sha256": _digest(valid.texts),
             }
@@ -208,7 +219,8 @@ def prepare_data(shared_data: Path, config: TrainConfig, extras: Sequence[ExtraS
                 polar=True,
             )
         )
-    return TrainingData(cleaned, validation, checks, sources)
+    left_out = frozenset(str(s["name"]) for s in sources if "left_out_by_sets" in s)
+    return TrainingData(cleaned, validation, checks, sources, left_out)
 
 
 def class_weights(labels: Sequence[int], cap: float) -> dict[int, float]:
@@ -322,17 +334,35 @@ def evaluate_sets(
     return validation, checks
 
 
-def selection_terms(validation: dict[str, dict[str, object]]) -> list[tuple[str, str, float]]:
-    """The terms of the selection score that these validation sets can fill (see ``SELECTION``)."""
+# The training sets behind a selection term's validation split, where they are not the split's own.
+TERM_SOURCES = {TWEETEVAL_NAME: (TWEETEVAL_SOURCE,), "stocktwits": STOCKTWITS_SETS}
+
+
+def selection_terms(
+    validation: dict[str, dict[str, object]], left_out: frozenset[str] = frozenset()
+) -> list[tuple[str, str, float]]:
+    """The terms of the selection score that these validation sets can fill (see ``SELECTION``).
+
+    A term whose training sets were all left out (``train-model --sets``) drops out; when none of
+    ``SELECTION`` remains, each trained set's own split counts by macro recall, equally."""
+
+    def trained(name: str) -> bool:
+        return not set(TERM_SOURCES.get(name, (name,))) <= left_out
+
     desk = [name for name in validation if name.startswith("extra:")]
     scale = 1 - DESK_WEIGHT if desk else 1.0
-    terms = [(name, figure, weight * scale) for name, figure, weight in SELECTION if name in validation]
+    terms = [
+        (name, figure, weight * scale) for name, figure, weight in SELECTION if name in validation and trained(name)
+    ]
+    if left_out and not terms:
+        own = [name for name in validation if trained(name) and name not in TERM_SOURCES and name not in desk]
+        terms = [(name, "macro_recall", scale / len(own)) for name in own]
     terms += [(name, "macro_recall", DESK_WEIGHT / len(desk)) for name in desk]
     return terms
 
 
-def selection_score(validation: dict[str, dict[str, object]]) -> float:
-    terms = selection_terms(validation)
+def selection_score(validation: dict[str, dict[str, object]], left_out: frozenset[str] = frozenset()) -> float:
+    terms = selection_terms(validation, left_out)
     total = sum(w for _, _, w in terms)
     return sum(_figure(validation, name, figure) * w for name, figure, w in terms) / total
 
@@ -343,9 +373,12 @@ def _figure(validation: dict[str, dict[str, object]], name: str, figure: str) ->
     return float(value)
 
 
-def _score_logits(logits: dict[str, tuple[np.ndarray, np.ndarray]], bias: np.ndarray) -> float:
+def _score_logits(
+    logits: dict[str, tuple[np.ndarray, np.ndarray]], bias: np.ndarray, left_out: frozenset[str] = frozenset()
+) -> float:
     return selection_score(
-        {name: compute_metrics(y, (x + bias).argmax(1).tolist()).as_dict() for name, (x, y) in logits.items()}
+        {name: compute_metrics(y, (x + bias).argmax(1).tolist()).as_dict() for name, (x, y) in logits.items()},
+        left_out,
     )
 
 
@@ -392,9 +425,10 @@ def train_embedded(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     data = prepare_data(shared_data, config, extras)
+    pools = data.trained_pools()
     tokenizer, model, official = _init_model(config, init)
     progress(
-        f"{sum(len(p.texts) for p in data.train)} training rows in {len(data.train)} sets, "
+        f"{sum(len(p.texts) for p in pools)} training rows in {sum(1 for p in pools if p.texts)} sets, "
         f"{sum(len(v.texts) for v in data.validation)} validation rows"
     )
     symbols = "spelled" if config.spell_symbols else "kept"
@@ -403,7 +437,7 @@ def train_embedded(
         tokenizer([prepare(t) for t in p.texts], truncation=True, max_length=config.max_length)["input_ids"]  # type: ignore[operator]
         if p.texts
         else []
-        for p in data.train
+        for p in pools
     ]
     # Finance news is judged by accuracy, so its rows count once each; every other set teaches all
     # of its classes (macro recall is their figure), however skewed it is.
@@ -411,11 +445,11 @@ def train_embedded(
         ({c: 1.0 for c in set(p.labels)} if p.domain == NEWS else class_weights(p.labels, config.max_class_weight))
         if p.labels
         else {}
-        for p in data.train
+        for p in pools
     ]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(_parameter_groups(model), lr=config.learning_rate)
-    samples = [epoch_sample(data.train, config, rng) for _ in range(config.epochs)]
+    samples = [epoch_sample(pools, config, rng) for _ in range(config.epochs)]
     steps_per_epoch = -(-len(samples[0]) // config.batch_size)
     total = max(2, steps_per_epoch * config.epochs)
     warmup = max(1, total // 20)
@@ -431,8 +465,8 @@ def train_embedded(
     for epoch, sample in enumerate(samples, 1):
         model.train()
         ids = [pool_ids[p][r] for p, r in sample]
-        labels = [data.train[p].labels[r] for p, r in sample]
-        weights = [pool_weights[p][data.train[p].labels[r]] for p, r in sample]
+        labels = [pools[p].labels[r] for p, r in sample]
+        weights = [pool_weights[p][pools[p].labels[r]] for p, r in sample]
         mean_weight = float(np.mean(weights))
         weights = [w / mean_weight for w in weights]
         running = 0.0
@@ -450,11 +484,11 @@ def train_embedded(
                 progress(f"epoch {epoch} step {step}/{steps_per_epoch} loss {running / step:.4f}")
         model.eval()
         validation = {v.name: set_figures(v, clf.predict_proba(v.texts)) for v in data.validation if v.texts}
-        score = selection_score(validation)
+        score = selection_score(validation, data.left_out)
         history.append(
             {"epoch": epoch, "score": score, "validation": validation, "seconds": time.perf_counter() - started}
         )
-        progress(f"epoch {epoch}: selection score {score:.4f} ({_terms_line(validation)})")
+        progress(f"epoch {epoch}: selection score {score:.4f} ({_terms_line(validation, data.left_out)})")
         if score > best_score:
             best_score = score
             report = {
@@ -469,13 +503,15 @@ def train_embedded(
                 "epoch": epoch,
                 "config": asdict(config),
                 "init": str(init) if init else None,
-                "selection": [{"set": n, "figure": f, "weight": w} for n, f, w in selection_terms(validation)],
+                "selection": [
+                    {"set": n, "figure": f, "weight": w} for n, f, w in selection_terms(validation, data.left_out)
+                ],
                 "score": score,
                 "validation": validation,
                 "sources": data.sources,
             }
             save_fine_tune(model, official, output, report)
-    calibration = calibrate_head_bias(output, data.validation, config.max_length)
+    calibration = calibrate_head_bias(output, data.validation, config.max_length, data.left_out)
     final = classifier_of_file(output, config.max_length)
     final_validation, checks = evaluate_sets(data, final)
     for name in checks:
@@ -485,7 +521,7 @@ def train_embedded(
         "weights_mb": round(_tensor_bytes(output) / 1e6, 1),
         "calibration": calibration,
         "final_validation": final_validation,
-        "final_score": selection_score(final_validation),
+        "final_score": selection_score(final_validation, data.left_out),
         "checks": checks,
         "history": history,
         "rows_seen": sum(len(s) for s in samples),
@@ -518,9 +554,10 @@ def _tensor_bytes(path: Path) -> int:
     return sum(t.numel() * t.element_size() for t in load_file(str(path)).values())
 
 
-def _terms_line(validation: dict[str, dict[str, object]]) -> str:
+def _terms_line(validation: dict[str, dict[str, object]], left_out: frozenset[str]) -> str:
     return ", ".join(
-        f"{name} {figure} {_figure(validation, name, figure):.3f}" for name, figure, _ in selection_terms(validation)
+        f"{name} {figure} {_figure(validation, name, figure):.3f}"
+        for name, figure, _ in selection_terms(validation, left_out)
     )
 
 
@@ -534,19 +571,21 @@ def _write_metadata(adapter: Path, report: dict[str, object]) -> None:
 BIAS_GRID = np.round(np.arange(-1.5, 1.51, 0.1), 2)
 
 
-def _best_bias(logits: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, float]:
+def _best_bias(logits: dict[str, tuple[np.ndarray, np.ndarray]], left_out: frozenset[str]) -> tuple[np.ndarray, float]:
     """The (negative, 0, positive) logit offsets that maximise the selection score."""
     best_bias, best_score = np.zeros(3), -1.0
     for neg in BIAS_GRID:
         for pos in BIAS_GRID:
             bias = np.array([neg, 0.0, pos])
-            score = _score_logits(logits, bias)
+            score = _score_logits(logits, bias, left_out)
             if score > best_score + 1e-12:
                 best_bias, best_score = bias, score
     return best_bias, best_score
 
 
-def calibrate_head_bias(adapter: Path, validation: list[LabelledSet], max_length: int) -> dict[str, object]:
+def calibrate_head_bias(
+    adapter: Path, validation: list[LabelledSet], max_length: int, left_out: frozenset[str] = frozenset()
+) -> dict[str, object]:
     """Shift the head's class biases on the validation splits (two parameters), if that helps.
 
     A head trained with class weights can under- or over-predict a class; a bias shift can fix
@@ -569,12 +608,12 @@ def calibrate_head_bias(adapter: Path, validation: list[LabelledSet], max_length
         test = {k: (x[folds[k] != fold], y[folds[k] != fold]) for k, (x, y) in logits.items()}
         if any(len(y) == 0 for _, y in [*fit.values(), *test.values()]):
             return {"applied": False, "bias_shift": [0.0, 0.0, 0.0], "reason": "validation splits too small"}
-        fitted, _ = _best_bias(fit)
-        cv["shifted"].append(_score_logits(test, fitted))
-        cv["unshifted"].append(_score_logits(test, np.zeros(3)))
+        fitted, _ = _best_bias(fit, left_out)
+        cv["shifted"].append(_score_logits(test, fitted, left_out))
+        cv["unshifted"].append(_score_logits(test, np.zeros(3), left_out))
     means = {k: float(np.mean(v)) for k, v in cv.items()}
     applied = means["shifted"] > means["unshifted"]
-    bias = _best_bias(logits)[0] if applied else np.zeros(3)
+    bias = _best_bias(logits, left_out)[0] if applied else np.zeros(3)
     if applied:
         meta = read_adapter_metadata(adapter)
         state = load_file(str(adapter))
