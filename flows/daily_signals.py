@@ -255,8 +255,8 @@ def _process_session(
     with contextlib.ExitStack() as stack:
         # Only pool processes are started early: in-process (one worker) the model is loaded once
         # and kept across runs anyway. A day that finished before has little or nothing to
-        # analyze: don't load models for it.
-        early = not dask and workers > 1 and previous.get("status") != "complete"
+        # analyze (unless forced): don't load models for it.
+        early = not dask and workers > 1 and (params.force or previous.get("status") != "complete")
         # The rendezvous folder is made before the pool, so it is removed after the pool's workers
         # are stopped: removed first, it failed the start tasks still waiting in it.
         rendezvous = stack.enter_context(tempfile.TemporaryDirectory(prefix="tweet-signals-workers-")) if early else ""
@@ -452,6 +452,7 @@ def _analyze(run: SessionRun, clean: DedupeResult, tfidf: TfidfResult) -> tuple[
         analyzer=run.analyzer,
         scoring=scoring,
         claim_dir=run.claims,
+        force=params.force,
     )
     if descs:
         say(

@@ -80,6 +80,14 @@ def test_indian_csv_with_two_workers_then_rerun_computes_nothing(tmp_path: Path,
     assert again["collect"]["status"] == "reused"
     assert again["dedupe"]["status"] == again["tfidf"]["status"] == again["signals"]["status"] == "reused"
 
+    # --force recomputes every stage and chunk of the same configuration, to the same values.
+    state, forced = _run(**fields, force=True)
+    assert state.is_completed() and forced is not None
+    assert forced["analyze"]["computed"] == len(chunks) and forced["analyze"]["reused"] == 0
+    assert len(forced["analyze"]["worker_pids"]) == 2
+    assert forced["collect"]["status"] != "reused" and forced["signals"]["status"] != "reused"
+    assert _analyzed(tmp_path, day, forced["analyze"]["config_key"]).equals(analyzed)
+
 
 def test_one_and_two_workers_give_identical_tables(tmp_path: Path, tiny_roberta: Path) -> None:
     day = date(2026, 1, 8)

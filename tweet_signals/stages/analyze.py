@@ -207,6 +207,7 @@ class ChunkDescriptor:
     # A local folder where the worker that takes the chunk says so (pid, memory so far), before
     # it computes: if the worker dies, the coordinator knows which chunk it held. "": no claims.
     claim_dir: str = ""
+    force: bool = False  # recompute even when a complete output for the same config exists
 
 
 def claim_path(claim_dir: str, chunk: int) -> Path:
@@ -241,11 +242,12 @@ class ChunkResult:
 
 
 def analyze_chunk(desc: ChunkDescriptor) -> ChunkResult:
-    """Compute one chunk unless a complete output for the same config already exists."""
+    """Compute one chunk unless a complete output for the same config already exists (or ``force``)."""
     started = time.perf_counter()
     output = location(desc.output_path)
     # The row range is part of the identity: with another --chunk-size, chunk k covers other rows.
-    if current_parquet(output, {"config_key": desc.config_key, "start": desc.start, "stop": desc.stop}) is not None:
+    identity = {"config_key": desc.config_key, "start": desc.start, "stop": desc.stop}
+    if not desc.force and current_parquet(output, identity) is not None:
         return ChunkResult(
             desc.chunk,
             desc.stop - desc.start,
@@ -353,8 +355,10 @@ def plan_chunks(
     analyzer: AnalyzerConfig,
     scoring: ScoringConfig,
     claim_dir: str = "",
+    force: bool = False,
 ) -> list[ChunkDescriptor]:
-    """The chunks of ``n_rows`` clean posts, ``chunk_size`` each; chunk i writes ``output_path(i)``."""
+    """The chunks of ``n_rows`` clean posts, ``chunk_size`` each; chunk i writes ``output_path(i)``
+    (``force``: even where it already holds this configuration's output)."""
     return [
         ChunkDescriptor(
             run_date=run_date,
@@ -369,6 +373,7 @@ def plan_chunks(
             analyzer=analyzer,
             scoring=scoring,
             claim_dir=claim_dir,
+            force=force,
         )
         for i, (start, stop) in enumerate(row_ranges(n_rows, chunk_size))
     ]
