@@ -238,7 +238,7 @@ def _process_session(
             get_run_logger(),
             f"{run_date}: the previous run ({dead.get('run_id', 'unknown')}, pid {dead.get('pid', '?')} on "
             f"{dead.get('host', '?')}, started {dead.get('started_at', '?')}) never finished: it was killed; "
-            "resuming from what it left",
+            + ("recomputing everything (--force)" if params.force else "resuming from what it left"),
             logging.WARNING,
         )
     if lease.taken_over is not None:

@@ -141,7 +141,7 @@ def test_hub_id_with_the_hub_unreachable_uses_the_cache_or_fails_at_once(tmp_pat
     shutil.copytree(tiny_roberta, snapshot)
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
-    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE" and not k.lower().endswith("_proxy")}
     env |= {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_CACHE": str(tmp_path / "hub")}
     for model, expected in [("desk/tiny-roberta", "probabilities [1.0, 1.0]"), ("desk/absent", "--model embedded")]:
         done = subprocess.run(
@@ -150,6 +150,23 @@ def test_hub_id_with_the_hub_unreachable_uses_the_cache_or_fails_at_once(tmp_pat
         assert done.returncode == 0, done.stderr[-2000:]
         assert expected in done.stdout, done.stdout
         assert "Retrying" not in done.stderr and "huggingface.co" not in done.stderr, done.stderr[-2000:]
+
+
+def test_the_hub_probe_goes_where_a_request_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the proxy a request would use (a network that reaches the Hub only that way is not
+    offline), straight to the endpoint when the proxy is bypassed for it."""
+    from huggingface_hub import constants
+
+    from tweet_signals.model.reference import _hub_address
+
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.example:8443")
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert _hub_address() == ("hub.example", 8443)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert _hub_address() == ("127.0.0.1", 3128)
+    monkeypatch.setenv("NO_PROXY", "hub.example")
+    assert _hub_address() == ("hub.example", 8443)
 
 
 def test_directory_without_safetensors_is_refused(tmp_path: Path, tiny_roberta: Path) -> None:

@@ -199,6 +199,13 @@ def test_epoch_sample_gives_each_domain_its_share() -> None:
     assert counts[3] == pytest.approx(2000, abs=2)
     with_desk = epoch_sample([*pools, _pool("e", DESK, 50)], config, random.Random(0))
     assert sum(1 for p, _ in with_desk if p == 4) == pytest.approx(5000, abs=2)
+    # Sets left out (empty pools): the others share the epoch in proportion; the desk keeps half.
+    traders_only = [_pool("a", GENERAL, 0), _pool("c", TRADER, 300), _pool("e", DESK, 50)]
+    sample = epoch_sample(traders_only, config, random.Random(0))
+    assert [sum(1 for p, _ in sample if p == i) for i in range(3)] == [0, 5000, 5000]
+    # --limit caps an epoch at limit rows per pool that has rows, not per set read.
+    limited = epoch_sample(traders_only, TrainConfig(epoch_rows=10_000, limit=40), random.Random(0))
+    assert len(limited) == 80
 
 
 def test_sets_pick_training_sets_by_name_or_domain() -> None:
@@ -218,8 +225,10 @@ def test_selection_counts_only_the_terms_the_trained_sets_feed() -> None:
     def but(*kept: str) -> frozenset[str]:
         return frozenset(names) - set(kept)
 
-    assert selection_terms(validation) == list(SELECTION)  # every set trained: the full score
-    assert selection_terms(validation, but(SENTIMIX)) == [(SENTIMIX, "macro_f1", 0.15)]
+    full = selection_terms(validation)  # every set trained: the full score
+    assert [t[:2] for t in full] == [t[:2] for t in SELECTION]
+    assert [t[2] for t in full] == pytest.approx([t[2] for t in SELECTION])
+    assert selection_terms(validation, but(SENTIMIX)) == [(SENTIMIX, "macro_f1", 1.0)]
     assert selection_score(validation, but(SENTIMIX)) == pytest.approx(0.6)
     # TweetEval validation counts while its source (SemEval) trains; "stocktwits" while either set does.
     assert [t[0] for t in selection_terms(validation, but("semeval-2013-2016", "stocktwits-2017"))] == [
@@ -233,11 +242,15 @@ def test_selection_counts_only_the_terms_the_trained_sets_feed() -> None:
     ]
     with_desk = validation | {"extra:desk.csv": {"macro_recall": 0.9}}
     traders = frozenset(names) - selected_sets([TRADER])
+    # The desk's files are half of the score, whatever else is trained.
     assert selection_terms(with_desk, traders) == [
-        ("pyfin-cashtags", "macro_recall", 0.075),
-        ("stocktwits", "macro_recall", 0.075),
+        ("pyfin-cashtags", "macro_recall", 0.25),
+        ("stocktwits", "macro_recall", 0.25),
         ("extra:desk.csv", "macro_recall", 0.5),
     ]
+    assert selection_terms(with_desk, frozenset(names)) == [("extra:desk.csv", "macro_recall", 1.0)]
+    with pytest.raises(ValueError, match="no validation split to select an epoch on"):
+        selection_score({"tweeteval-val": even}, frozenset(names))
 
 
 def test_extra_files_pair_with_their_options_and_bad_ones_are_located(tmp_path: Path) -> None:
@@ -297,6 +310,7 @@ def test_train_model_with_a_desks_own_labels_end_to_end(tmp_path: Path) -> None:
     card = (output / "MODEL_CARD.md").read_text()
     assert "extra:desk.csv" in card and "| desk |" in card and "Limits" in card
     assert "left out by `--sets`" in card and "| tweeteval-val § |" in card and "| pyfin-cashtags |" in card
+    assert "not trained on in this run (§); the starting model" in card and "--sets trader" in card
     assert not list(cache.rglob("merged-*")), "training keeps no merged copy of an adapter it rewrites"
     scored = subprocess.run(
         [

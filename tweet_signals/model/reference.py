@@ -11,10 +11,10 @@ can afford it; the value is small and pickles to process-pool and Dask workers.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -108,28 +108,53 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
 
 
-# How long the one connection attempt to the Hub may take before it counts as unreachable.
+# How long the connection attempt to the Hub may take before it counts as unreachable, and how
+# long an unreachable verdict holds in a process before the next run asks again.
 HUB_PROBE_SECONDS = 3.0
+UNREACHABLE_HOLDS_S = 300.0
+_hub_verdict: tuple[float, bool] | None = None  # (monotonic time, unreachable)
 
 
-@functools.cache
 def hub_unreachable() -> bool:
-    """Whether the Hub's endpoint takes no TCP connection (tried once per process).
+    """Whether the Hub's endpoint (or the proxy that reaches it) takes no TCP connection.
 
     huggingface_hub retries a failed request five times with backoff (about 25 s, two WARNING
     lines each) before transformers gives up; a machine without the Hub, or one whose cache
-    already holds the model, must not pay that on every run and worker."""
+    already holds the model, must not pay that on every run and worker. One attempt on the first
+    address the name resolves to; a reachable Hub is remembered for the process, an unreachable
+    one for ``UNREACHABLE_HOLDS_S``."""
+    global _hub_verdict
+    if _hub_verdict is not None and (not _hub_verdict[1] or time.monotonic() - _hub_verdict[0] < UNREACHABLE_HOLDS_S):
+        return _hub_verdict[1]
+    _hub_verdict = (time.monotonic(), not _connects(*_hub_address()))
+    return _hub_verdict[1]
+
+
+def _hub_address() -> tuple[str, int]:
+    """Host and port a request to the Hub connects to: its proxy when one applies."""
     from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
 
     from huggingface_hub import constants
 
     endpoint = urlsplit(constants.ENDPOINT)
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    host, port = endpoint.hostname or "", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    proxy = getproxies().get(endpoint.scheme)
+    if proxy and not proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        return via.hostname or "", via.port or (443 if via.scheme == "https" else 80)
+    return host, port
+
+
+def _connects(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((endpoint.hostname or "", port), timeout=HUB_PROBE_SECONDS):
-            return False
-    except OSError:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(HUB_PROBE_SECONDS)
+            sock.connect(address)
         return True
+    except OSError:
+        return False
 
 
 def cache_only(ref: ModelRef) -> bool:

@@ -11,10 +11,11 @@ from typing import Any
 
 from tweet_signals.model.embedded import read_adapter_metadata
 from tweet_signals.training.config import TrainConfig
-from tweet_signals.training.labelled_sets import CHECK_SETS, SCORE_RULE, SCORE_THRESHOLD, SENTIMIX, TRAINING_SETS
+from tweet_signals.training.labelled_sets import CHECK_SETS, DESK, SCORE_RULE, SCORE_THRESHOLD, SENTIMIX, TRAINING_SETS
 from tweet_signals.training.trainer import (
     TERM_SOURCES,
     classifier_of_file,
+    epoch_shares,
     evaluate_sets,
     machine,
     prepare_data,
@@ -26,6 +27,8 @@ LANGUAGE_UNTRAINED = """English only: Hinglish (Romanised Hindi mixed with Engli
 read as English (the SentiMix figure above measures how badly), and Indian trader slang"""
 LANGUAGE_TRAINED = """Trained on Romanised Hindi from general Indian Twitter (SentiMix: politics,
 cricket, films), not from trader posts; other languages are read as English, and Indian trader slang"""
+LANGUAGE_FROM_INIT = """Romanised Hindi only as far as the starting model learned it (this run trained on none of
+SentiMix; the figure above measures it); other languages are read as English, and Indian trader slang"""
 LIMITS = """("SL hit", "BTST", "CE/PE") was never labelled. Sarcasm and irony are read literally ("great, another
 gap down"). {only} posts carry little the encoder can use and mostly come out
 neutral. Self-tagged StockTwits labels are noisy (posters tag their position, not the text) and
@@ -149,7 +152,12 @@ def _untrained_sets(report: dict[str, Any]) -> str:
     if not specs:
         return ""
     lines = [f"- `{s.name}` (`{s.path}`, {s.domain}; labels {s.label_map or SCORE_RULE}; {s.licence})" for s in specs]
-    note = "Scored here but not in this model's training data (§): its figure is on rows the model never saw.\n\n"
+    if report.get("init"):  # the starting model may have trained on them
+        note = (
+            f"Scored here but not trained on in this run (§); the starting model `{report['init']}` may have been.\n\n"
+        )
+    else:
+        note = "Scored here but not in this model's training data (§): its figure is on rows the model never saw.\n\n"
     return note + "\n".join(lines) + "\n\n"
 
 
@@ -248,10 +256,17 @@ def write_model_card(path: Path, report: dict[str, Any]) -> None:
     marks = _marks(report)
     final = "\n".join(_set_row(name, m, marks.get(name, "")) for name, m in report["final_validation"].items())
     checks = "\n".join(_set_row(name, m) for name, m in report.get("checks", {}).items())
-    shares = ", ".join(f"{d} {s:.0%}" for d, s in cfg["domain_shares"].items())
+    # The shares of the domains this run trained on (all of them unless --sets left some out).
+    domains = {
+        s["domain"] for s in report["sources"] if s.get("rows_trained", 1) and s.get("role") != "validation only"
+    }
+    shares = ", ".join(f"{d} {s:.0%}" for d, s in epoch_shares(cfg["domain_shares"], 0.0, domains - {DESK}).items())
     start = f"the fine-tune `{report['init']}`" if report.get("init") else "the official encoder and a fresh head"
     trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
-    language = LANGUAGE_TRAINED if SENTIMIX in trained else LANGUAGE_UNTRAINED
+    language = (
+        LANGUAGE_TRAINED if SENTIMIX in trained else LANGUAGE_FROM_INIT if report.get("init") else LANGUAGE_UNTRAINED
+    )
+    picked = "".join(f" --sets {name}" for name in cfg.get("sets") or ())
     checks_about = ", ".join(f"`{c.name}`" for c in CHECK_SETS)
     path.write_text(
         f"""# Embedded market-sentiment model
@@ -263,7 +278,7 @@ Three classes (negative/bearish, neutral, positive/bullish), for posts about mar
 - **The weights:** `embedded-sentiment.safetensors` beside this card: {_weights(report)}, trained from {start}.
   Folded into the encoder at load time, so inference runs a plain BERT.
 - **Texts:** {_text_preparation(report)}. The pipeline prepares them as the file's metadata says.
-- **Training:** `tweet-signals train-model` (epochs {cfg["epochs"]} of {cfg["epoch_rows"]} rows,
+- **Training:** `tweet-signals train-model{picked}` (epochs {cfg["epochs"]} of {cfg["epoch_rows"]} rows,
   batch {cfg["batch_size"]}, learning rate {cfg["learning_rate"]}, max length {cfg["max_length"]} tokens,
   bf16 autocast {cfg["bf16"]}, seed {cfg["seed"]}): {report["rows_seen"]} rows seen in
   {report["seconds"]:.0f} s ({report["seconds"] / 60:.0f} min) with {report["threads"]} threads on

@@ -230,20 +230,29 @@ def class_weights(labels: Sequence[int], cap: float) -> dict[int, float]:
     return {c: min(cap, float(counts.sum() / (present.sum() * counts[c]))) for c in range(len(LABELS)) if present[c]}
 
 
+def epoch_shares(domain_shares: dict[str, float], desk_share: float, present: set[str]) -> dict[str, float]:
+    """Each present domain's share of an epoch: ``domain_shares`` over the domains that have rows
+    (a missing or left-out one's share goes to the others in proportion), and a desk's files
+    ``desk_share`` of the whole when present."""
+    base = {d: s for d, s in domain_shares.items() if d in present}
+    total = sum(base.values())
+    desk = desk_share if DESK in present and base else 1.0 if DESK in present else 0.0
+    return {d: s / total * (1 - desk) for d, s in base.items()} | ({DESK: desk} if DESK in present else {})
+
+
 def epoch_sample(pools: Sequence[LabelledSet], config: TrainConfig, rng: random.Random) -> list[tuple[int, int]]:
-    """(pool, row) pairs for one epoch: each domain gets its share of ``epoch_rows``; within a
-    domain, sets in proportion to their size; rows without replacement until a pool runs out."""
-    shares = dict(config.domain_shares)
-    if any(p.domain == DESK for p in pools):
-        shares = {d: s * (1 - config.desk_share) for d, s in shares.items()} | {DESK: config.desk_share}
+    """(pool, row) pairs for one epoch: each domain gets its share of ``epoch_rows``
+    (``epoch_shares``); within a domain, sets in proportion to their size; rows without
+    replacement until a pool runs out."""
     present = {p.domain for p in pools if p.texts}
-    total_share = sum(s for d, s in shares.items() if d in present)
-    rows = config.epoch_rows if not config.limit else min(config.epoch_rows, config.limit * len(pools))
+    shares = epoch_shares(config.domain_shares, config.desk_share, present)
+    filled = sum(1 for p in pools if p.texts)
+    rows = config.epoch_rows if not config.limit else min(config.epoch_rows, config.limit * filled)
     picked: list[tuple[int, int]] = []
     for domain in sorted(present):
         members = [i for i, p in enumerate(pools) if p.domain == domain and p.texts]
         size = sum(len(pools[i].texts) for i in members)
-        quota = round(rows * shares.get(domain, 0.0) / total_share)
+        quota = round(rows * shares.get(domain, 0.0))
         for i in members:
             want = round(quota * len(pools[i].texts) / size)
             order: list[int] = []
@@ -341,30 +350,31 @@ TERM_SOURCES = {TWEETEVAL_NAME: (TWEETEVAL_SOURCE,), "stocktwits": STOCKTWITS_SE
 def selection_terms(
     validation: dict[str, dict[str, object]], left_out: frozenset[str] = frozenset()
 ) -> list[tuple[str, str, float]]:
-    """The terms of the selection score that these validation sets can fill (see ``SELECTION``).
+    """The terms of the selection score these validation sets can fill, their weights summing to 1.
 
-    A term whose training sets were all left out (``train-model --sets``) drops out; when none of
-    ``SELECTION`` remains, each trained set's own split counts by macro recall, equally."""
+    ``SELECTION``'s terms, less those whose training sets were all left out (``train-model
+    --sets``), reweighted in proportion; when none remains, each trained set's own split by macro
+    recall, equally. A desk's files take ``DESK_WEIGHT`` of the whole when present."""
 
     def trained(name: str) -> bool:
         return not set(TERM_SOURCES.get(name, (name,))) <= left_out
 
     desk = [name for name in validation if name.startswith("extra:")]
-    scale = 1 - DESK_WEIGHT if desk else 1.0
-    terms = [
-        (name, figure, weight * scale) for name, figure, weight in SELECTION if name in validation and trained(name)
-    ]
+    terms = [(name, figure, weight) for name, figure, weight in SELECTION if name in validation and trained(name)]
     if left_out and not terms:
         own = [name for name in validation if trained(name) and name not in TERM_SOURCES and name not in desk]
-        terms = [(name, "macro_recall", scale / len(own)) for name in own]
-    terms += [(name, "macro_recall", DESK_WEIGHT / len(desk)) for name in desk]
-    return terms
+        terms = [(name, "macro_recall", 1.0) for name in own]
+    total = sum(w for _, _, w in terms)
+    scale = (1 - DESK_WEIGHT if desk else 1.0) / total if total else 0.0
+    desk_weight = (DESK_WEIGHT if terms else 1.0) / len(desk) if desk else 0.0
+    return [(n, f, w * scale) for n, f, w in terms] + [(name, "macro_recall", desk_weight) for name in desk]
 
 
 def selection_score(validation: dict[str, dict[str, object]], left_out: frozenset[str] = frozenset()) -> float:
     terms = selection_terms(validation, left_out)
-    total = sum(w for _, _, w in terms)
-    return sum(_figure(validation, name, figure) * w for name, figure, w in terms) / total
+    if not terms:
+        raise ValueError("no validation split to select an epoch on: every picked set's split is empty")
+    return sum(_figure(validation, name, figure) * w for name, figure, w in terms)
 
 
 def _figure(validation: dict[str, dict[str, object]], name: str, figure: str) -> float:
