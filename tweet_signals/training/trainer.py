@@ -94,12 +94,17 @@ class TrainingData:
     validation: list[LabelledSet]
     checks: list[LabelledSet]
     sources: list[dict[str, object]]
-    left_out: frozenset[str] = frozenset()  # sets ``config.sets`` does not pick: read, never trained on
+
+    @property
+    def left_out(self) -> frozenset[str]:
+        """The sets ``config.sets`` did not pick: read and scored, never trained on."""
+        return frozenset(str(s["name"]) for s in self.sources if "left_out_by_sets" in s)
 
     def trained_pools(self) -> list[LabelledSet]:
         """The pools training draws from: ``train`` with the left-out sets emptied (kept whole in
         ``train``, so their majority baseline still comes from their own pool)."""
-        return [p.subset([]) if p.name in self.left_out else p for p in self.train]
+        left_out = self.left_out
+        return [p.subset([]) if p.name in left_out else p for p in self.train]
 
     def majority(self, name: str) -> tuple[int, str]:
         """The majority baseline's class for a validation split or check, and where it was counted:
@@ -219,8 +224,7 @@ def prepare_data(shared_data: Path, config: TrainConfig, extras: Sequence[ExtraS
                 polar=True,
             )
         )
-    left_out = frozenset(str(s["name"]) for s in sources if "left_out_by_sets" in s)
-    return TrainingData(cleaned, validation, checks, sources, left_out)
+    return TrainingData(cleaned, validation, checks, sources)
 
 
 def class_weights(labels: Sequence[int], cap: float) -> dict[int, float]:
