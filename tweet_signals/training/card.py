@@ -144,9 +144,14 @@ def _sources(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _trained_sets(report: dict[str, Any]) -> set[str]:
+    """Names of the sources this run trained on (``train-model --sets`` may have left some out)."""
+    return {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
+
+
 def _untrained_sets(report: dict[str, Any]) -> str:
     """The sets scored in the card that this model never trained on, with their label maps."""
-    trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
+    trained = _trained_sets(report)
     scored = set(report["final_validation"]) | set(report.get("checks", {}))
     specs = [spec for spec in TRAINING_SETS if spec.name in scored - trained]
     if not specs:
@@ -187,7 +192,7 @@ def _calibration(report: dict[str, Any]) -> str:
 def _marks(report: dict[str, Any]) -> dict[str, str]:
     """Per scored set: § when the model never trained on the set, ‡ when its split cannot be shown
     to be the one the model was selected on (see ``refresh``)."""
-    trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
+    trained = _trained_sets(report)
     unverified = set((report.get("refreshed") or {}).get("unverified_splits", []))
     marks = {}
     for name in report["final_validation"]:
@@ -262,7 +267,7 @@ def write_model_card(path: Path, report: dict[str, Any]) -> None:
     }
     shares = ", ".join(f"{d} {s:.0%}" for d, s in epoch_shares(cfg["domain_shares"], 0.0, domains - {DESK}).items())
     start = f"the fine-tune `{report['init']}`" if report.get("init") else "the official encoder and a fresh head"
-    trained = {s["name"] for s in report["sources"] if "left_out_by_sets" not in s}
+    trained = _trained_sets(report)
     language = (
         LANGUAGE_TRAINED if SENTIMIX in trained else LANGUAGE_FROM_INIT if report.get("init") else LANGUAGE_UNTRAINED
     )
